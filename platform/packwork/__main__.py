@@ -1,0 +1,3 @@
+from packwork.cli import run
+
+run()

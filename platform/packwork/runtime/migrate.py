@@ -1,0 +1,287 @@
+"""Plan, then apply. A plan lists every change and the exact DDL it will run; apply runs that
+same DDL through Alembic's operations in one transaction and records the new metadata version,
+so a database is always at an old version or a new one, never between."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+
+import sqlalchemy as sa
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext
+
+from packwork.errors import MigrationRefused, PackworkError
+from packwork.metadata import diff as d
+from packwork.metadata.diff import diff_documents, diff_schema
+from packwork.metadata.loader import PackSource
+from packwork.metadata.model import Metadata
+from packwork.metadata.physical import (
+    ColumnSpec, Schema, constraint_name, physical_schema, with_orphans,
+)
+from packwork.metadata.resolver import canonical
+from packwork.runtime import packstore
+from packwork.runtime.tables import ON_DELETE, build_tables, column_type, make_column, make_table
+from packwork.runtime.system import system_metadata
+
+Progress = Callable[[int, int, str], None]
+
+
+class PlanOutdated(PackworkError):
+    status = 409
+    code = "MIG-E002"
+
+
+@dataclass
+class Plan:
+    """Everything `apply` will do, computed without changing the database."""
+
+    dialect: str
+    previous: str | None  # metadata version the plan was made against
+    metadata: Metadata | None
+    document: dict | None
+    old_schema: Schema | None
+    schema: Schema  # to record: new tables plus kept orphans
+    changes: list[d.Change]
+    statements: dict[int, list[str]]  # change index -> its DDL statements
+    refused: list[str] = field(default_factory=list)
+    packs: list[PackSource] = field(default_factory=list)  # to record as installed
+    removed_packs: list[str] = field(default_factory=list)
+    edits: list[d.MetadataEdit] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes and not self.edits and not self.packs and not self.removed_packs
+
+    def render(self) -> str:
+        lines = []
+        for index, change in enumerate(self.changes):
+            lines.append(f"  {'*' if change.ddl else '-'} {change.describe()}")
+            lines += [f"      {s}" for s in self.statements.get(index, [])]
+        lines += [f"  - {edit.describe()}" for edit in self.edits]
+        if not lines:
+            lines.append("  (no changes)")
+        return "\n".join(lines)
+
+
+def make_plan(engine: sa.Engine, metadata: Metadata | None, packs: list[PackSource],
+              removed_packs: list[str] = (), *, force: bool = False, purge: bool = False) -> Plan:
+    """Compare `metadata` with what the database holds. With `purge`, also drop orphans."""
+    with engine.connect() as conn:
+        current = packstore.current_version(conn)
+    old_schema = current.schema if current else None
+    if metadata is None:  # a purge of orphans with the metadata unchanged
+        new_schema = _without_orphans(old_schema)
+        document = current.document if current else None
+    else:
+        new_schema = physical_schema(metadata)
+        document = canonical(metadata)
+    changes = diff_schema(old_schema, new_schema)
+    recorded = with_orphans(old_schema, new_schema)
+    if purge:
+        changes += _purges(recorded)
+        recorded = _without_orphans(recorded)
+    plan = Plan(engine.dialect.name, current.version if current else None, metadata, document,
+                old_schema, recorded, changes, {}, packs=list(packs), removed_packs=list(removed_packs))
+    if current and document is not None:
+        plan.edits = [e for e in diff_documents(current.document, document)
+                      if not _explained_by_schema(e, changes)]
+    plan.refused = [c.describe() for c in changes if isinstance(c, d.AlterColumnType) and c.loss]
+    if plan.refused and not force:
+        raise MigrationRefused(plan.refused)
+    plan.statements = render_statements(plan)
+    return plan
+
+
+def _explained_by_schema(edit: d.MetadataEdit, changes: list[d.Change]) -> bool:
+    """A new entity or field already shows as CREATE TABLE / ADD COLUMN; don't list it twice."""
+    parts = edit.path.split(".")
+    if edit.old is not None:
+        return False
+    if len(parts) == 2 and parts[0] in ("entities", "relations"):
+        return any(isinstance(c, d.CreateTable) and c.table == parts[1] for c in changes)
+    if len(parts) == 4 and parts[0] == "entities" and parts[2] == "fields":
+        return any(isinstance(c, d.AddColumn) and c.table == parts[1] and c.column.name == parts[3]
+                   for c in changes)
+    return False
+
+
+def _purges(schema: Schema) -> list[d.Change]:
+    changes: list[d.Change] = []
+    for name, table in schema.tables.items():
+        if table.orphaned:
+            changes.append(d.DropTable(name))
+        else:
+            changes += [d.DropColumn(name, c) for c in table.orphans]
+    return changes
+
+
+def _without_orphans(schema: Schema | None) -> Schema:
+    if schema is None:
+        return Schema()
+    return Schema(MappingProxyType({n: replace(t, orphans=()) for n, t in schema.tables.items()
+                                    if not t.orphaned}))
+
+
+# -- turning changes into DDL --------------------------------------------------------------
+
+class _Emitter:
+    """Runs each change through Alembic operations, offline (to render) or online (to apply)."""
+
+    def __init__(self, op: Operations, plan: Plan):
+        self.op, self.plan, self.sqlite = op, plan, plan.dialect == "sqlite"
+        # Each table as it stands between changes: SQLite's batch mode rebuilds a table from
+        # this, so it must include what earlier changes of the same plan did to it.
+        self.current = dict(plan.old_schema.tables) if plan.old_schema else {}
+
+    def emit(self, change: d.Change) -> None:
+        getattr(self, "_" + type(change).__name__)(change)
+        self._track(change)
+
+    def _track(self, change: d.Change) -> None:
+        spec = self.current.get(change.table)
+        if isinstance(change, d.CreateTable):
+            self.current[change.table] = change.spec
+        elif isinstance(change, d.AddColumn):
+            self.current[change.table] = replace(spec, columns=spec.columns + (change.column,))
+        elif isinstance(change, d.AlterColumnType):
+            columns = tuple(change.new if c.name == change.new.name else c for c in spec.columns + spec.orphans)
+            self.current[change.table] = replace(spec, columns=columns, orphans=())
+        elif isinstance(change, d.DropColumn):
+            self.current[change.table] = replace(
+                spec, orphans=tuple(c for c in spec.orphans if c.name != change.column.name))
+        elif isinstance(change, d.CreateIndex):
+            self.current[change.table] = replace(spec, indexes=spec.indexes + (change.index,))
+        elif isinstance(change, d.DropIndex):
+            self.current[change.table] = replace(
+                spec, indexes=tuple(i for i in spec.indexes if i.name != change.index.name))
+
+    def _table_now(self, name: str) -> sa.Table:
+        return build_tables(Schema(MappingProxyType({name: self.current[name]})))[name]
+
+    def _CreateTable(self, change: d.CreateTable) -> None:
+        spec = change.spec
+        # PostgreSQL checks that referenced tables exist, so foreign keys come after all
+        # tables exist (see _foreign_keys); SQLite cannot add them later, and does not check.
+        columns = [make_column(spec.name, c, with_foreign_key=self.sqlite) for c in spec.columns]
+        self.op.create_table(spec.name, *columns)
+        table = make_table(spec, sa.MetaData())
+        for index in sorted(table.indexes, key=lambda i: i.name):
+            self._create_index(index)
+
+    def _AddColumn(self, change: d.AddColumn) -> None:
+        column = make_column(change.table, change.column, with_foreign_key=False)
+        self.op.add_column(change.table, column)
+        if change.column.references and not self.sqlite:
+            self._foreign_key(change.table, change.column)
+
+    def _AlterColumnType(self, change: d.AlterColumnType) -> None:
+        new_type, old_type = column_type(change.new.storage), column_type(change.old.storage)
+        if self.sqlite:
+            with self.op.batch_alter_table(change.table, copy_from=self._table_now(change.table),
+                                           recreate="always") as batch:
+                batch.alter_column(change.new.name, type_=new_type, existing_type=old_type)
+        else:
+            using = f"{change.new.name}::{new_type.compile(dialect=self.op.get_context().dialect)}"
+            self.op.alter_column(change.table, change.new.name, type_=new_type, existing_type=old_type,
+                                 postgresql_using=using)
+
+    def _CreateIndex(self, change: d.CreateIndex) -> None:
+        table = make_table(self.plan.schema.tables[change.table], sa.MetaData())
+        self._create_index(next(i for i in table.indexes if i.name == change.index.name))
+
+    def _create_index(self, index: sa.Index) -> None:
+        where = index.dialect_options["postgresql"]["where"]
+        kwargs = {"sqlite_where": where, "postgresql_where": where} if where is not None else {}
+        self.op.create_index(index.name, index.table.name, [c.name for c in index.columns],
+                             unique=index.unique, **kwargs)
+
+    def _DropIndex(self, change: d.DropIndex) -> None:
+        self.op.drop_index(change.index.name, table_name=change.table)
+
+    def _DropColumn(self, change: d.DropColumn) -> None:
+        if self.sqlite:
+            with self.op.batch_alter_table(change.table, copy_from=self._table_now(change.table),
+                                           recreate="always") as batch:
+                batch.drop_column(change.column.name)
+        else:
+            self.op.drop_column(change.table, change.column.name)
+
+    def _DropTable(self, change: d.DropTable) -> None:
+        self.op.drop_table(change.table)
+
+    def _foreign_key(self, table: str, column: ColumnSpec) -> None:
+        self.op.create_foreign_key(constraint_name("fk", table, column.name), table, column.references,
+                                   [column.name], ["id"], ondelete=ON_DELETE[column.on_delete or "set_null"])
+
+    def foreign_keys_of_new_tables(self, changes: list[d.Change]) -> None:
+        if self.sqlite:
+            return
+        for change in changes:
+            if isinstance(change, d.CreateTable):
+                for column in change.spec.columns:
+                    if column.references:
+                        self._foreign_key(change.table, column)
+
+    def _metadata_only(self, change: d.Change) -> None:
+        """Orphaning or adopting keeps the data where it is: only the record changes."""
+
+    _AdoptColumn = _AdoptTable = _OrphanColumn = _OrphanTable = _metadata_only
+
+
+def _offline_operations(dialect: str, buffer: io.StringIO) -> Operations:
+    context = MigrationContext.configure(
+        dialect_name=dialect, opts={"as_sql": True, "output_buffer": buffer, "literal_binds": True})
+    return Operations(context)
+
+
+def render_statements(plan: Plan) -> dict[int, list[str]]:
+    """The exact DDL of each change, rendered by the same code that applies it."""
+    buffer = io.StringIO()
+    emitter = _Emitter(_offline_operations(plan.dialect, buffer), plan)
+    statements: dict[int, list[str]] = {}
+    for index, change in enumerate(plan.changes):
+        buffer.seek(0)
+        buffer.truncate()
+        emitter.emit(change)
+        statements[index] = _split(buffer.getvalue())
+    buffer.seek(0)
+    buffer.truncate()
+    emitter.foreign_keys_of_new_tables(plan.changes)
+    if buffer.getvalue().strip():
+        statements[len(plan.changes)] = _split(buffer.getvalue())
+    return statements
+
+
+def _split(sql: str) -> list[str]:
+    return [" ".join(s.split()) + ";" for s in sql.split(";") if s.strip()]
+
+
+# -- applying -------------------------------------------------------------------------------
+
+def apply(engine: sa.Engine, plan: Plan, progress: Progress | None = None, summary: str = "") -> None:
+    """Run the plan in one transaction and record the new version; refuse a stale plan."""
+    progress = progress or (lambda step, total, text: None)
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7716001)")
+        system_metadata.create_all(conn, checkfirst=True)
+        current = packstore.current_version(conn)
+        if (current.version if current else None) != plan.previous:
+            raise PlanOutdated("the metadata changed since this plan was made; plan again")
+        emitter = _Emitter(Operations(MigrationContext.configure(connection=conn)), plan)
+        total = len(plan.changes) + 1
+        for step, change in enumerate(plan.changes, start=1):
+            progress(step, total, change.describe())
+            emitter.emit(change)
+        progress(total, total, "record metadata version")
+        emitter.foreign_keys_of_new_tables(plan.changes)
+        packstore.record(conn, plan, summary or _summary(plan))
+
+
+def _summary(plan: Plan) -> str:
+    ddl = sum(1 for c in plan.changes if c.ddl)
+    return f"{ddl} schema change(s), {len(plan.changes) - ddl + len(plan.edits)} metadata change(s)"
+
