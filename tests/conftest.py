@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -43,21 +45,30 @@ def pg_server() -> str:
     return PG_URL
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path) -> str:
-    """A fresh, empty database: an SQLite file, or a PostgreSQL schema of its own."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'test.db'}"
+@contextmanager
+def fresh_database(kind: str, folder: Path, request) -> Iterator[str]:
+    """An empty database: an SQLite file in `folder`, or a PostgreSQL schema of its own."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'test.db'}"
         return
     server = request.getfixturevalue("pg_server")
     schema = f"pw_test_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(server)
     with admin.begin() as conn:
         conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    yield f"{server}?options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-    admin.dispose()
+    try:
+        yield f"{server}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    """A fresh, empty database for one test, on each database in turn."""
+    with fresh_database(request.param, tmp_path, request) as url:
+        yield url
 
 
 @pytest.fixture

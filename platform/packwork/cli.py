@@ -11,7 +11,7 @@ import click
 from packwork.errors import MigrationRefused, PackError, PackworkError
 from packwork.metadata.loader import read_pack_folders
 from packwork.metadata.resolver import resolve_sources
-from packwork.runtime import packstore
+from packwork.runtime import packstore, tokens, users
 from packwork.runtime.db import make_engine
 from packwork.runtime.installer import describe_sources, plan_packs, plan_purge
 from packwork.runtime.migrate import apply
@@ -145,6 +145,81 @@ def db_status(db_url: str) -> None:
         click.echo(f"  {table.kind} {name}: {len(table.columns)} columns{note}")
         for column in table.orphans:
             click.echo(f"    orphaned column {column.name} (data kept until `packwork pack purge`)")
+
+
+@main.group()
+def user() -> None:
+    """Manage platform users."""
+
+
+@user.command("create")
+@click.argument("username")
+@click.option("--role", "roles", multiple=True, help="A role from the installed packs, or admin. Repeatable.")
+@click.option("--name", "display_name", help="Display name (defaults to the user name).")
+@db_option
+def user_create(username: str, roles: tuple[str, ...], display_name: str | None, db_url: str) -> None:
+    """Create a user (the web UI brings passwords and sign-in)."""
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        known = _installed_roles(conn)
+        user_id = users.create_user(conn, username, roles, known, display_name)
+    click.echo(f"Created user {username} (#{user_id}) with roles: {', '.join(sorted(roles)) or 'none'}.")
+
+
+@main.group()
+def token() -> None:
+    """Manage API tokens."""
+
+
+@token.command("create")
+@click.argument("username")
+@click.option("--name", default="api", show_default=True, help="What the token is for.")
+@db_option
+def token_create(username: str, name: str, db_url: str) -> None:
+    """Create an API token for USERNAME and print it (it is shown only once)."""
+    with make_engine(db_url).begin() as conn:
+        token_id, secret = tokens.create_token(conn, users.find_user(conn, username), name)
+    click.echo(f"Token #{token_id} for {username}. Send it as `Authorization: Bearer <token>`; "
+               "it is not shown again:", err=True)
+    click.echo(secret)
+
+
+@token.command("revoke")
+@click.argument("token_id", type=int)
+@db_option
+def token_revoke(token_id: int, db_url: str) -> None:
+    """Revoke a token by its number; requests using it are refused from now on."""
+    with make_engine(db_url).begin() as conn:
+        tokens.revoke_token(conn, token_id)
+    click.echo(f"Token #{token_id} revoked.")
+
+
+@token.command("list")
+@db_option
+def token_list(db_url: str) -> None:
+    """List tokens (never their secrets)."""
+    with make_engine(db_url).connect() as conn:
+        for row in tokens.list_tokens(conn):
+            state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active"
+            click.echo(f"#{row.id}  {row.username}  {row.name}  created {row.created_at:%Y-%m-%d}  {state}")
+
+
+@main.command()
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64))
+def serve(db_url: str, host: str, port: int, workers: int, threads: int) -> None:
+    """Serve the app with gunicorn (a production WSGI server)."""
+    from packwork.web.server import run_gunicorn
+    run_gunicorn(db_url, host, port, workers, threads)
+
+
+def _installed_roles(conn) -> list[str]:
+    if packstore.current_version_id(conn) is None:
+        raise PackworkError("no packs are installed; install one before creating users")
+    return list(resolve_sources(packstore.installed_sources(conn)).roles)
 
 
 def _load(paths):

@@ -40,3 +40,64 @@ class MigrationRefused(PackworkError):
 class NotInstalled(PackworkError):
     status = 404
     code = "PACK-E404"
+
+
+class RequestError(PackworkError):
+    """A request the platform refuses. `errors` names fields: {field: [message, ...]}."""
+
+    status = 400
+    code = "REQ-E400"
+    title = "Bad request"
+
+    def __init__(self, detail: str, errors: dict[str, list[str]] | None = None):
+        self.detail = detail
+        self.errors = errors or {}
+        super().__init__(detail)
+
+
+class BadRequest(RequestError):
+    pass
+
+
+class ValidationError(RequestError):
+    status = 422
+    code = "REQ-E422"
+    title = "Invalid values"
+
+
+class Unauthorized(RequestError):
+    status = 401
+    code = "REQ-E401"
+    title = "Not authenticated"
+
+
+class PermissionDenied(RequestError):
+    status = 403
+    code = "REQ-E403"
+    title = "Not allowed"
+
+
+class NotFound(RequestError):
+    status = 404
+    code = "REQ-E404"
+    title = "Not found"
+
+
+class Conflict(RequestError):
+    """A write based on an outdated version, or a unique value already taken."""
+
+    status = 409
+    code = "REQ-E409"
+    title = "Conflict"
+
+    def __init__(self, detail: str, errors: dict[str, list[str]] | None = None, current: dict | None = None):
+        super().__init__(detail, errors)
+        self.current = current
+
+
+class PreconditionRequired(RequestError):
+    """An update that does not say which version it was based on."""
+
+    status = 428
+    code = "REQ-E428"
+    title = "Version required"

@@ -93,7 +93,7 @@ def _property_problems(doc: Document, field_types: FieldTypes) -> list[Problem]:
         for key in spec:
             if key not in allowed:
                 problems.append(doc.problem("PACK-E012", path + (key,),
-                                            f"{key!r} does not apply to a {spec['type']} field"))
+                                            f"{key!r} does not apply to {_article(spec['type'])} {spec['type']} field"))
     return problems
 
 
@@ -248,3 +248,7 @@ def _rule(name: str, spec: dict, origin: Origin) -> Rule:
     return Rule(name, spec["entity"], spec["kind"], spec["code"], tuple(spec.get("on", ())),
                 spec.get("stage"), spec.get("every"), spec.get("filter"), spec.get("time_limit_ms"),
                 origin)
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"

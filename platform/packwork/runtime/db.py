@@ -36,4 +36,15 @@ def _make_sqlite_transactional(engine: sa.Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A writer takes the write lock up front: upgrading a read lock later can fail with
+        # SQLITE_BUSY however long busy_timeout is. Readers (see `reading`) must not queue.
+        reader = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if reader else "BEGIN IMMEDIATE")
+
+
+READ_ONLY = "packwork_read_only"
+
+
+def reading(engine: sa.Engine) -> sa.Connection:
+    """A connection for a transaction that only reads (on SQLite it does not take the write lock)."""
+    return engine.connect().execution_options(**{READ_ONLY: True})

@@ -42,3 +42,31 @@ pw_meta_version = sa.Table(
     sa.Column("summary", sa.Text, nullable=False),
     sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+pw_user_role = sa.Table(
+    "pw_user_role", system_metadata,
+    sa.Column("user_id", ID, sa.ForeignKey("pw_user.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("role", sa.String(40), primary_key=True),
+)
+
+pw_token = sa.Table(
+    "pw_token", system_metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("user_id", ID, sa.ForeignKey("pw_user.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(80), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),  # sha256 of the secret
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+)
+
+pw_audit = sa.Table(
+    "pw_audit", system_metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("entity", sa.String(40), nullable=False),
+    sa.Column("record_id", ID, nullable=False),
+    sa.Column("action", sa.String(20), nullable=False),  # create, update, delete, restore
+    sa.Column("actor_id", ID),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("changes", sa.JSON, nullable=False),  # {field: [old, new]}
+    sa.Index("ix_pw_audit_record", "entity", "record_id", "id"),
+)

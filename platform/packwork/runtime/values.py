@@ -1,0 +1,260 @@
+"""An entity's values: what a write may contain, how it is checked, how a row reads as JSON.
+
+Input goes through a marshmallow schema generated from the entity's fields (built once per
+metadata version, see `runtime.catalog`). Checks here need no database; the record service
+adds the ones that do (references exist, unique values are free). Output is a precomputed
+list of converters per column, because it runs for every row of every page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import ROUND_DOWN, Decimal
+
+from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import ValidationError as SchemaError
+
+from packwork.errors import BadRequest, ValidationError
+from packwork.metadata.model import Entity, Field, Metadata
+
+INT64 = 2**63 - 1
+# Set by the platform, never by a write body. `owner_id` and `record_type` are writable.
+SYSTEM_READ_ONLY = ("id", "created_at", "updated_at", "created_by", "version", "deleted_at")
+SYSTEM_OUTPUT = ("id", "record_type", "owner_id", "created_by", "created_at", "updated_at", "version",
+                 "deleted_at")
+CURRENCY = r"^[A-Z]{3}$"
+
+
+@dataclass(frozen=True, slots=True)
+class OutputColumn:
+    key: str
+    convert: Callable[[object], object]
+
+
+def _no_nul(value: str) -> bool:
+    if "\x00" in value:
+        raise SchemaError("must not contain NUL characters")
+    return True
+
+
+def _decimal_fits(precision: int, scale: int) -> Callable[[Decimal], bool]:
+    def check(value: Decimal) -> bool:
+        exponent = value.normalize().as_tuple().exponent
+        if isinstance(exponent, int) and -exponent > scale:
+            raise SchemaError(f"at most {scale} decimal places")
+        whole = abs(value).to_integral_value(rounding=ROUND_DOWN)
+        if whole and len(whole.as_tuple().digits) > precision - scale:
+            raise SchemaError(f"at most {precision - scale} digits before the decimal point")
+        return True
+    return check
+
+
+def _text(max_length: int | None, *extra) -> fields.Field:
+    checks = [_no_nul, *extra]
+    if max_length:
+        checks.append(validate.Length(max=max_length))
+    return fields.String(validate=checks, allow_none=True)
+
+
+def _decimal(precision: int, scale: int) -> fields.Field:
+    return fields.Decimal(allow_nan=False, allow_none=True, validate=_decimal_fits(precision, scale))
+
+
+def _choice(values: list[str]) -> validate.Validator:
+    return validate.OneOf(values, error="must be one of: {choices}")
+
+
+def _reference() -> fields.Field:
+    return fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=1, max=INT64))
+
+
+def input_fields(field: Field) -> dict[str, fields.Field]:
+    """The marshmallow fields a write of `field` may carry (a money field carries two)."""
+    kind = field.type
+    if kind in ("text", "long_text", "phone"):
+        return {field.name: _text(field.max_length or (255 if kind == "text" else 40 if kind == "phone"
+                                                       else None))}
+    if kind == "email":
+        return {field.name: _text(254, validate.Email(error="not a valid email address"))}
+    if kind == "url":
+        return {field.name: _text(2048, validate.URL(error="not a valid URL", schemes={"http", "https"}))}
+    if kind == "integer":
+        return {field.name: fields.Integer(strict=True, allow_none=True,
+                                           validate=validate.Range(min=-INT64, max=INT64))}
+    if kind == "decimal":
+        return {field.name: _decimal(field.precision or 18, 2 if field.scale is None else field.scale)}
+    if kind == "percent":
+        return {field.name: _decimal(7, 2)}
+    if kind == "money":
+        return {field.name: _decimal(field.precision or 18, 2 if field.scale is None else field.scale),
+                f"{field.name}_currency": fields.String(allow_none=True, validate=validate.Regexp(
+                    CURRENCY, error="must be a three-letter currency code such as EUR"))}
+    if kind == "boolean":
+        return {field.name: fields.Boolean(allow_none=True)}
+    if kind == "date":
+        return {field.name: fields.Date(allow_none=True)}
+    if kind == "datetime":
+        return {field.name: fields.AwareDateTime(default_timezone=timezone.utc, allow_none=True)}
+    if kind in ("choice", "stage"):
+        return {field.name: fields.String(allow_none=True, validate=_choice([c.value for c in field.choices]))}
+    if kind == "multi_choice":
+        return {field.name: fields.List(fields.String(validate=_choice([c.value for c in field.choices])),
+                                        allow_none=True)}
+    if kind in ("reference", "user"):
+        return {field.name: _reference()}
+    raise ValueError(f"no input for field type {kind!r}")
+
+
+class EntityValues:
+    """Everything about an entity's values that does not need a database."""
+
+    def __init__(self, entity: Entity, metadata: Metadata):
+        self.entity = entity
+        self.fields = {f.name: f for f in entity.fields if not f.hidden}
+        self.writable = {f.name: f for f in self.fields.values() if not f.read_only and f.type != "computed"}
+        declared = {}
+        for field in self.writable.values():
+            declared |= input_fields(field)
+        declared["owner_id"] = _reference()
+        if entity.record_types:
+            declared["record_type"] = fields.String(
+                allow_none=True, validate=_choice([r.name for r in entity.record_types]))
+        self.input_keys = frozenset(declared)
+        self._schema = Schema.from_dict(declared, name=f"{entity.name}_input")(unknown=RAISE)
+        self.references = {name: ("pw_user" if f.type == "user" else f.target)
+                           for name, f in self.writable.items() if f.type in ("reference", "user")}
+        self.references["owner_id"] = "pw_user"
+        self.unique = tuple(name for name, f in self.writable.items() if f.unique)
+        self.output = tuple(_output_columns(entity, self.fields))
+        self.output_keys = frozenset(c.key for c in self.output)
+        self._convert = {c.key: c.convert for c in self.output}
+
+    def refuse_unwritable(self, data: Mapping) -> None:
+        """Read-only, computed, system and unknown keys are named in a 400, never ignored."""
+        errors: dict[str, list[str]] = {}
+        for key in data:
+            if key in self.input_keys:
+                continue
+            field = self.fields.get(key)
+            if key in SYSTEM_READ_ONLY:
+                errors[key] = ["is set by the system and cannot be written"]
+            elif field is not None and field.type == "computed":
+                errors[key] = ["is computed and cannot be written"]
+            elif field is not None:
+                errors[key] = ["is read-only"]
+            elif key == "record_type":
+                errors[key] = [f"{self.entity.name!r} declares no record types"]
+            else:
+                errors[key] = [f"is not a field of {self.entity.name!r}"]
+        if errors:
+            raise BadRequest("the body names fields that cannot be written", errors)
+
+    def load(self, data: object, *, creating: bool) -> dict[str, object]:
+        """A write body as column values: coerced, checked, with defaults on create.
+        Raises BadRequest for keys that may not be written, ValidationError for bad values."""
+        if not isinstance(data, Mapping):
+            raise BadRequest("the body must be a JSON object")
+        self.refuse_unwritable(data)
+        try:
+            values = self._schema.load(data, partial=True)
+        except SchemaError as exc:
+            raise ValidationError("some values are not valid", _flatten(exc.messages)) from None
+        if creating:
+            values = self._with_defaults(values)
+        errors = self._required(values, creating)
+        if errors:
+            raise ValidationError("some values are not valid", errors)
+        for name, value in values.items():
+            if isinstance(value, datetime):  # stored in UTC: SQLite keeps no offset
+                values[name] = value.astimezone(timezone.utc)
+        return values
+
+    def _with_defaults(self, values: dict) -> dict:
+        result = dict(values)
+        for field in self.writable.values():
+            if field.name not in result and field.default is not None:
+                result[field.name] = Decimal(str(field.default)) if isinstance(field.default, float) \
+                    else field.default
+            if field.type == "money" and result.get(field.name) is not None \
+                    and result.get(f"{field.name}_currency") is None and field.currency:
+                result[f"{field.name}_currency"] = field.currency
+        return result
+
+    def _required(self, values: dict, creating: bool) -> dict[str, list[str]]:
+        errors = {}
+        for field in self.writable.values():
+            if not field.required:
+                continue
+            present = field.name in values
+            value = values.get(field.name)
+            if (creating and not present) or (present and (value is None or value == "" or value == [])):
+                errors[field.name] = ["is required"]
+        return errors
+
+    def json_value(self, key: str, value: object) -> object:
+        """One column's value as JSON (for audit entries)."""
+        return self._convert.get(key, _same)(value)
+
+    def dump(self, row: Mapping, only: frozenset[str] | None = None) -> dict[str, object]:
+        """A row as JSON-ready values: decimals as strings, dates and datetimes as ISO 8601."""
+        if only is None:
+            return {c.key: c.convert(row[c.key]) for c in self.output}
+        return {c.key: c.convert(row[c.key]) for c in self.output if c.key in only}
+
+
+def _flatten(messages: Mapping) -> dict[str, list[str]]:
+    """marshmallow's nested messages (lists index items) as {field: [message, ...]}."""
+    result = {}
+    for key, value in messages.items():
+        if isinstance(value, Mapping):
+            result[str(key)] = [f"item {i}: {m}" for i, ms in value.items() for m in ms]
+        else:
+            result[str(key)] = [str(m) for m in value]
+    return result
+
+
+def _same(value: object) -> object:
+    return value
+
+
+def _decimal_text(value: object) -> object:
+    return None if value is None else str(Decimal(str(value)) if isinstance(value, float) else value)
+
+
+def _iso_date(value: object) -> object:
+    if isinstance(value, str):  # SQLite may hand back text for a date it did not write
+        return value
+    return None if value is None else value.isoformat()
+
+
+def iso_datetime(value: object) -> object:
+    if value is None or isinstance(value, str):
+        return value
+    if value.tzinfo is None:  # SQLite: stored as UTC without an offset
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+_CONVERT = {"decimal": _decimal_text, "money": _decimal_text, "percent": _decimal_text,
+            "date": _iso_date, "datetime": iso_datetime}
+
+
+def _output_columns(entity: Entity, visible: Mapping[str, Field]):
+    system = {"created_at": iso_datetime, "updated_at": iso_datetime, "deleted_at": iso_datetime}
+    for name in SYSTEM_OUTPUT:
+        yield OutputColumn(name, system.get(name, _same))
+    for field in visible.values():
+        if field.type == "computed" and not field.store:
+            continue  # evaluated by the rules engine, which has no column to read from
+        kind = field.result if field.type == "computed" else field.type
+        yield OutputColumn(field.name, _CONVERT.get(kind, _same))
+        if kind == "money":
+            yield OutputColumn(f"{field.name}_currency", _same)
+
+
+def output_type(field: Field) -> str:
+    """The type a field's value has in JSON output (used by the OpenAPI generator)."""
+    return field.result if field.type == "computed" else field.type
+

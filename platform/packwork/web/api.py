@@ -1,0 +1,172 @@
+"""The REST API under /api/v1: HTTP in, `runtime.records` calls, JSON out. No entity is named
+here and no rule is checked here; this module only translates."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+
+from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
+
+from packwork.errors import BadRequest, RequestError, Unauthorized
+from packwork.runtime import records
+from packwork.runtime.db import reading
+from packwork.runtime.listing import ListQuery
+from packwork.runtime.records import Context
+from packwork.runtime.tokens import authenticate
+from packwork.web import meta, openapi
+from packwork.web.services import services
+
+blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
+docs = Blueprint("api_docs", __name__, url_prefix="/api", template_folder="templates",
+                 static_folder="static", static_url_path="/static")
+MAX_BODY = 10 * 1024 * 1024
+
+
+
+class UnsupportedMediaType(RequestError):
+    status = 415
+    code = "REQ-E415"
+    title = "Unsupported media type"
+
+
+@contextmanager
+def unit_of_work(write: bool = False) -> Iterator[Context]:
+    """One transaction for the request: authenticate, pick the catalog, do the work."""
+    state = services(current_app)
+    with (state.engine.connect() if write else reading(state.engine)) as conn, conn.begin():
+        auth = authenticate(conn, _bearer())
+        if auth is None:
+            raise Unauthorized("the API token is missing, unknown or revoked")
+        catalog = state.catalogs.current(conn, auth.version_id)
+        yield Context.start(conn, catalog, auth.actor)
+
+
+def _bearer() -> str:
+    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    return secret.strip() if scheme.lower() == "bearer" else ""
+
+
+def _body() -> object:
+    if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
+        raise UnsupportedMediaType("send the body as application/json")
+    if (request.content_length or 0) > MAX_BODY:
+        raise BadRequest(f"the body is larger than {MAX_BODY} bytes")
+    try:
+        return json.loads(request.get_data(), parse_float=Decimal, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _if_match() -> int | None:
+    header = request.headers.get("If-Match")
+    if header is None:
+        return None
+    tag = header.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit() or len(tag) > 18:
+        raise BadRequest("If-Match must be the record's ETag (its version)", {"version": ["bad If-Match"]})
+    return int(tag)
+
+
+def _record(data: dict, status: int = 200) -> Response:
+    response = jsonify(data)
+    response.status_code = status
+    response.headers["ETag"] = f'"{data["version"]}"'
+    return response
+
+
+def _expand() -> tuple[str, ...]:
+    return tuple(n.strip() for n in request.args.get("expand", "").split(",") if n.strip())
+
+
+@blueprint.get("/<entity>")
+def list_records(entity: str):
+    query = ListQuery.from_params(request.args.to_dict())
+    with unit_of_work() as ctx:
+        page = records.list_records(ctx, entity, query)
+    body = {"data": page.data, "next": page.next}
+    if page.count is not None:
+        body["count"] = page.count
+    return jsonify(body)
+
+
+@blueprint.post("/<entity>")
+def create_record(entity: str):
+    body = _body()
+    with unit_of_work(write=True) as ctx:
+        data = records.create_record(ctx, entity, body)
+    response = _record(data, 201)
+    response.headers["Location"] = url_for("api.get_record", entity=entity, record_id=data["id"])
+    return response
+
+
+@blueprint.post("/<entity>/bulk")
+def bulk_write(entity: str):
+    body = _body()
+    with unit_of_work(write=True) as ctx:
+        return jsonify({"data": records.bulk_write(ctx, entity, body)})
+
+
+@blueprint.get("/<entity>/<int:record_id>")
+def get_record(entity: str, record_id: int):
+    with unit_of_work() as ctx:
+        return _record(records.get_record(ctx, entity, record_id, _expand()))
+
+
+@blueprint.patch("/<entity>/<int:record_id>")
+def update_record(entity: str, record_id: int):
+    body, version = _body(), _if_match()
+    with unit_of_work(write=True) as ctx:
+        return _record(records.update_record(ctx, entity, record_id, body, version))
+
+
+@blueprint.delete("/<entity>/<int:record_id>")
+def delete_record(entity: str, record_id: int):
+    version = _if_match()
+    with unit_of_work(write=True) as ctx:
+        records.delete_record(ctx, entity, record_id, version)
+    return Response(status=204)
+
+
+@blueprint.post("/<entity>/<int:record_id>/restore")
+def restore_record(entity: str, record_id: int):
+    with unit_of_work(write=True) as ctx:
+        return _record(records.restore_record(ctx, entity, record_id))
+
+
+@blueprint.get("/<entity>/<int:record_id>/history")
+def history(entity: str, record_id: int):
+    with unit_of_work() as ctx:
+        return jsonify({"data": records.history(ctx, entity, record_id)})
+
+
+@blueprint.get("/meta")
+def meta_all():
+    with unit_of_work() as ctx:
+        return jsonify(meta.describe_all(ctx))
+
+
+@blueprint.get("/meta/<entity>")
+def meta_entity(entity: str):
+    with unit_of_work() as ctx:
+        return jsonify(meta.describe_entity(ctx, entity))
+
+
+@blueprint.get("/openapi.json")
+def openapi_document():
+    """Public, like the docs page that loads it: it describes shapes, never records."""
+    state = services(current_app)
+    with reading(state.engine) as conn, conn.begin():
+        catalog = state.catalogs.current(conn)
+    return jsonify(openapi.document(catalog, request.host_url.rstrip("/")))
+
+
+@docs.get("/docs")
+def docs_page():
+    return render_template("api/docs.html", spec_url=url_for("api.openapi_document"))

@@ -1,0 +1,248 @@
+"""The OpenAPI 3.1 document, generated from the catalog: one set of paths and schemas per entity."""
+
+from __future__ import annotations
+
+from packwork import __version__
+from packwork.metadata.model import Entity, Field
+from packwork.runtime.catalog import Catalog
+from packwork.runtime.listing import DEFAULT_LIMIT, MAX_LIMIT, UNSORTABLE
+from packwork.runtime.records import MAX_BULK
+from packwork.runtime.values import EntityValues, output_type
+
+PROBLEM = {"$ref": "#/components/responses/Problem"}
+NUMBER_TEXT = {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"}
+REFUSALS = ("400", "401", "404", "415", "422")
+
+
+def _nullable(schema: dict) -> dict:
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        return schema | {"type": [kind, "null"]}
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _value_schema(field: Field, kind: str, *, reading: bool) -> dict:
+    if kind in ("text", "long_text", "email", "phone", "url"):
+        schema = {"type": "string"}
+        if field.max_length and not reading:
+            schema["maxLength"] = field.max_length
+        return schema
+    if kind in ("integer",):
+        return {"type": "integer", "format": "int64"}
+    if kind in ("decimal", "money", "percent"):
+        return NUMBER_TEXT if reading else {"anyOf": [NUMBER_TEXT, {"type": "number"}]}
+    if kind == "boolean":
+        return {"type": "boolean"}
+    if kind == "date":
+        return {"type": "string", "format": "date"}
+    if kind == "datetime":
+        return {"type": "string", "format": "date-time"}
+    values = [c.value for c in field.choices]
+    if kind in ("choice", "stage"):
+        return {"type": "string"} if reading else {"type": "string", "enum": values}
+    if kind == "multi_choice":
+        return {"type": "array", "items": {"type": "string"} if reading else {"type": "string", "enum": values}}
+    if kind in ("reference", "user"):
+        schema = {"type": "integer", "minimum": 1, "format": "int64"}
+        if reading:  # `expand=` replaces the id by the record
+            return {"anyOf": [schema, {"type": "object"}]}
+        return schema
+    raise ValueError(f"no schema for {kind!r}")
+
+
+def _field_schema(field: Field, *, reading: bool) -> dict:
+    schema = _value_schema(field, output_type(field), reading=reading)
+    schema = schema | {"title": field.label.en}
+    if field.help:
+        schema["description"] = field.help.en
+    if field.read_only or field.type == "computed":
+        schema["readOnly"] = True
+    return _nullable(schema)
+
+
+SYSTEM_READ = {
+    "id": {"type": "integer", "format": "int64"},
+    "record_type": {"type": ["string", "null"]},
+    "owner_id": {"anyOf": [{"type": "integer"}, {"type": "object"}, {"type": "null"}]},
+    "created_by": {"type": ["integer", "null"]},
+    "created_at": {"type": "string", "format": "date-time"},
+    "updated_at": {"type": "string", "format": "date-time"},
+    "version": {"type": "integer", "description": "Send it back in If-Match (or the body) to update."},
+    "deleted_at": {"type": ["string", "null"], "format": "date-time"},
+}
+
+
+def _read_schema(entity: Entity, values: EntityValues) -> dict:
+    properties = dict(SYSTEM_READ)
+    for field in values.fields.values():
+        if field.type == "computed" and not field.store:
+            continue
+        properties[field.name] = _field_schema(field, reading=True)
+        if output_type(field) == "money":
+            properties[f"{field.name}_currency"] = {"type": ["string", "null"]}
+    return {"type": "object", "title": entity.label.en, "properties": properties,
+            "required": ["id", "version"]}
+
+
+def _write_schema(entity: Entity, values: EntityValues, *, creating: bool) -> dict:
+    properties = {}
+    for field in values.writable.values():
+        properties[field.name] = _field_schema(field, reading=False)
+        if field.type == "money":
+            properties[f"{field.name}_currency"] = {"type": ["string", "null"], "pattern": "^[A-Z]{3}$"}
+    properties["owner_id"] = {"type": ["integer", "null"], "minimum": 1, "format": "int64"}
+    if entity.record_types:
+        properties["record_type"] = {"type": ["string", "null"], "enum": [r.name for r in entity.record_types]
+                                     + [None]}
+    schema = {"type": "object", "properties": properties, "additionalProperties": False}
+    if creating:
+        required = [f.name for f in values.writable.values() if f.required and f.default is None]
+        if required:
+            schema["required"] = required
+    else:
+        properties["version"] = {"type": "integer", "description": "The version this change is based on."}
+    return schema
+
+
+def _responses(ok: dict, *refusals: str) -> dict:
+    return ok | {code: PROBLEM for code in (*REFUSALS, *refusals)}
+
+
+def _json_body(schema: dict) -> dict:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _entity_paths(entity: Entity, values: EntityValues) -> dict:
+    name = entity.name
+    ref = {"$ref": f"#/components/schemas/{name}"}
+    one = {"description": "The record", "headers": {"ETag": {"$ref": "#/components/headers/ETag"}},
+           "content": {"application/json": {"schema": ref}}}
+    rows = {"type": "object", "properties": {"data": {"type": "array", "items": ref}}, "required": ["data"]}
+    page = {"type": "object", "required": ["data", "next"], "properties": {
+        "data": {"type": "array", "items": ref}, "next": {"type": ["string", "null"]},
+        "count": {"type": "integer"}}}
+    item = [{"$ref": "#/components/parameters/id"}]
+    tag = [name]
+    create = {"$ref": f"#/components/schemas/{name}_create"}
+    change = {"$ref": f"#/components/schemas/{name}_update"}
+    equality = [{"name": f, "in": "query", "required": False, "schema": {"type": "string"},
+                 "description": f"Shorthand for filter `{f} = value` (empty value: is null)."}
+                for f in _filterable(values)]
+    return {
+        f"/api/v1/{name}": {
+            "get": {"operationId": f"list_{name}", "tags": tag, "summary": f"List {entity.plural.en}",
+                    "parameters": [{"$ref": f"#/components/parameters/{p}"} for p in
+                                   ("filter", "sort", "fields", "expand", "limit", "after", "count")] + equality,
+                    "responses": _responses({"200": _content("A page of records", page)})},
+            "post": {"operationId": f"create_{name}", "tags": tag, "summary": f"Create a {entity.label.en}",
+                     "requestBody": _json_body(create), "responses": _responses({"201": one}, "409")},
+        },
+        f"/api/v1/{name}/bulk": {
+            "post": {"operationId": f"bulk_{name}", "tags": tag,
+                     "summary": "Create (no id) or update (id and version) many records, all or nothing",
+                     "requestBody": _json_body({"type": "array", "minItems": 1, "maxItems": MAX_BULK, "items": {
+                         "anyOf": [create, {"allOf": [change], "type": "object",
+                                            "properties": {"id": {"type": "integer", "minimum": 1}}}]}}),
+                     "responses": _responses({"200": _content("The records written", rows)}, "409")},
+        },
+        f"/api/v1/{name}/{{id}}": {
+            "parameters": item,
+            "get": {"operationId": f"get_{name}", "tags": tag, "summary": f"Read a {entity.label.en}",
+                    "parameters": [{"$ref": "#/components/parameters/expand"}],
+                    "responses": _responses({"200": one})},
+            "patch": {"operationId": f"update_{name}", "tags": tag, "summary": f"Change a {entity.label.en}",
+                      "parameters": [{"$ref": "#/components/parameters/if_match"}],
+                      "requestBody": _json_body(change), "responses": _responses({"200": one}, "409", "428")},
+            "delete": {"operationId": f"delete_{name}", "tags": tag, "summary": "Delete (restorable)",
+                       "parameters": [{"$ref": "#/components/parameters/if_match"}],
+                       "responses": _responses({"204": {"description": "Deleted"}}, "409")},
+        },
+        f"/api/v1/{name}/{{id}}/restore": {
+            "parameters": item,
+            "post": {"operationId": f"restore_{name}", "tags": tag, "summary": "Restore a deleted record",
+                     "responses": _responses({"200": one}, "409")},
+        },
+        f"/api/v1/{name}/{{id}}/history": {
+            "parameters": item,
+            "get": {"operationId": f"history_{name}", "tags": tag, "summary": "The audit trail, newest first",
+                    "responses": _responses({"200": _content("Audit entries", {
+                        "type": "object", "required": ["data"],
+                        "properties": {"data": {"type": "array",
+                                                "items": {"$ref": "#/components/schemas/AuditEntry"}}}})})},
+        },
+    }
+
+
+def _filterable(values: EntityValues) -> list[str]:
+    return [f.name for f in values.fields.values()
+            if output_type(f) not in UNSORTABLE and not (f.type == "computed" and not f.store)]
+
+
+def _content(description: str, schema: dict) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def document(catalog: Catalog, server: str = "") -> dict:
+    """The whole OpenAPI 3.1 document for the catalog's metadata version."""
+    paths, schemas = {}, dict(COMMON_SCHEMAS)
+    for entity in catalog.metadata.entities.values():
+        if entity.hidden:
+            continue
+        values = catalog.values(entity)
+        paths |= _entity_paths(entity, values)
+        schemas[entity.name] = _read_schema(entity, values)
+        schemas[f"{entity.name}_create"] = _write_schema(entity, values, creating=True)
+        schemas[f"{entity.name}_update"] = _write_schema(entity, values, creating=False)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Packwork API", "version": f"{__version__}+{catalog.metadata.version[:12]}",
+                 "description": "Generated from the installed packs. Filters: see docs/filters.md."},
+        "servers": [{"url": server}] if server else [],
+        "security": [{"token": []}],
+        "paths": paths,
+        "components": {"schemas": schemas, "parameters": PARAMETERS, "responses": RESPONSES,
+                       "headers": {"ETag": {"description": "The record's version, quoted",
+                                            "schema": {"type": "string"}}},
+                       "securitySchemes": {"token": {"type": "http", "scheme": "bearer",
+                                                     "description": "`packwork token create USER`"}}},
+    }
+
+
+COMMON_SCHEMAS = {
+    "Problem": {"type": "object", "required": ["title", "status", "detail", "errors"], "properties": {
+        "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+        "detail": {"type": "string"}, "code": {"type": "string"},
+        "errors": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                   "description": "Messages per field; bulk writes name fields `row.field`."},
+        "current": {"type": "object", "description": "On a stale update: the record as it is now."}}},
+    "AuditEntry": {"type": "object", "required": ["id", "action", "at", "changes"], "properties": {
+        "id": {"type": "integer"}, "action": {"type": "string", "enum": ["create", "update", "delete", "restore"]},
+        "at": {"type": "string", "format": "date-time"}, "actor": {"type": ["string", "null"]},
+        "actor_id": {"type": ["integer", "null"]},
+        "changes": {"type": "object", "description": "{field: [old, new]}"}}},
+}
+
+PARAMETERS = {
+    "id": {"name": "id", "in": "path", "required": True,
+           "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}},
+    "filter": {"name": "filter", "in": "query", "schema": {"type": "string", "maxLength": 4000},
+               "description": "e.g. `stage in ('won','lost') and amount >= 10000 and owner_id = $me`"},
+    "sort": {"name": "sort", "in": "query", "schema": {"type": "string"},
+             "description": "Comma-separated fields, `-` for descending, e.g. `-amount,name`."},
+    "fields": {"name": "fields", "in": "query", "schema": {"type": "string"},
+               "description": "Comma-separated fields to return (id and version always come)."},
+    "expand": {"name": "expand", "in": "query", "schema": {"type": "string"},
+               "description": "Comma-separated reference fields to return as records."},
+    "limit": {"name": "limit", "in": "query",
+              "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}},
+    "after": {"name": "after", "in": "query", "schema": {"type": "string"},
+              "description": "The `next` cursor of the previous page."},
+    "count": {"name": "count", "in": "query", "schema": {"type": "string", "enum": ["true", "false"]},
+              "description": "`true` adds the total number of matching records (costs a count)."},
+    "if_match": {"name": "If-Match", "in": "header", "schema": {"type": "string"},
+                 "description": "The ETag (version) the change is based on."},
+}
+
+RESPONSES = {"Problem": {"description": "Refused; `errors` names the fields",
+                         "content": {"application/problem+json": {
+                             "schema": {"$ref": "#/components/schemas/Problem"}}}}}

@@ -1,0 +1,61 @@
+"""Every refusal as `application/problem+json` (RFC 9457) with `errors: {field: [messages]}`."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, json
+from werkzeug.exceptions import HTTPException
+
+from packwork.errors import Conflict, NotInstalled, PackworkError, RequestError
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("packwork.web")
+
+
+def problem(status: int, title: str, detail: str, errors: dict | None = None, code: str | None = None,
+            **extra) -> Response:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail,
+            "errors": errors or {}}
+    if code:
+        body["code"] = code
+    body |= extra
+    return Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+
+
+def _request_error(exc: RequestError) -> Response:
+    extra = {"current": exc.current} if isinstance(exc, Conflict) and exc.current is not None else {}
+    response = problem(exc.status, exc.title, exc.detail, exc.errors, exc.code, **extra)
+    if exc.status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="packwork"'
+    return response
+
+
+def _http_error(exc: HTTPException) -> Response:
+    response = problem(exc.code or 500, exc.name, exc.description or exc.name)
+    for header in ("Allow",):
+        if exc.get_response().headers.get(header):
+            response.headers[header] = exc.get_response().headers[header]
+    return response
+
+
+def _not_installed(exc: NotInstalled) -> Response:
+    return problem(503, "Not installed", str(exc), code=exc.code)
+
+
+def _platform_error(exc: PackworkError) -> Response:
+    log.error("refused: %s", exc)
+    return problem(500, "Internal error", "the server could not complete the request", code=exc.code)
+
+
+def _unexpected(exc: Exception) -> Response:
+    log.exception("unexpected error")  # the traceback goes to the log, never to the client
+    return problem(500, "Internal error", "the server could not complete the request")
+
+
+def register(app: Flask) -> None:
+    app.register_error_handler(RequestError, _request_error)
+    app.register_error_handler(NotInstalled, _not_installed)
+    app.register_error_handler(PackworkError, _platform_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)

@@ -1,0 +1,61 @@
+"""Users, tokens and `packwork serve` from the command line, as an integrator meets them."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from conftest import TEST_PACKS
+from test_cli import packwork
+
+
+def _get(url: str, token: str | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_user_token_serve_and_revoke(tmp_path):
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert packwork("pack", "install", str(TEST_PACKS / "mini"), "--db", db, "--yes").returncode == 0
+    refused = packwork("user", "create", "bob", "--role", "wizard", "--db", db)
+    assert refused.returncode == 1 and "unknown role(s) wizard" in refused.stderr
+    assert packwork("user", "create", "bob", "--role", "maker", "--db", db).returncode == 0
+    made = packwork("token", "create", "bob", "--db", db)
+    assert made.returncode == 0
+    secret = made.stdout.strip()
+    assert secret.startswith("pwt_") and secret not in packwork("token", "list", "--db", db).stdout
+
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "packwork", "serve", "--db", db, "--port", str(port),
+                               "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}/api/v1"
+        for _ in range(100):
+            try:
+                _get(base + "/openapi.json")
+                break
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.1)
+        assert _get(base + "/widget", secret)[0] == 200
+        assert packwork("token", "revoke", "1", "--db", db).returncode == 0
+        status, problem = _get(base + "/widget", secret)
+        assert status == 401 and problem["title"] == "Not authenticated"
+    finally:
+        server.terminate()
+        _, errors = server.communicate(timeout=30)
+    assert "gunicorn" in errors.lower() and "Traceback" not in errors

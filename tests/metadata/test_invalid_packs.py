@@ -1,0 +1,66 @@
+"""Every broken pack under tests/data/packs/invalid gets exactly the `file:line: path: message`
+its expected.txt names, through the same path `packwork pack validate` takes, and never a
+traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import TEST_PACKS
+from packwork.errors import PackError
+from packwork.metadata.loader import read_pack_folders
+from packwork.metadata.resolver import resolve_sources
+from test_cli import packwork
+
+INVALID = TEST_PACKS / "invalid"
+CASES = sorted(p for p in INVALID.iterdir() if p.is_dir())
+
+
+def problems(*folders: Path) -> list[str]:
+    """What `pack validate` would print for these folders, paths relative to the first one."""
+    sources, found = read_pack_folders([str(f) for f in folders])
+    if not found:
+        try:
+            resolve_sources(sources)
+        except PackError as exc:
+            found = list(exc.problems)
+    return [p.format().replace(f"{folders[0]}/", "") for p in found]
+
+
+def test_the_corpus_has_at_least_twenty_cases():
+    assert len(CASES) >= 20
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda p: p.name)
+def test_each_broken_pack_reports_its_expected_problem(case):
+    expected = (case / "expected.txt").read_text().splitlines()
+    assert problems(case) == expected
+
+
+def test_the_cli_reports_every_case_without_a_traceback():
+    for case in CASES:
+        result = packwork("pack", "validate", str(case))  # asserts no Traceback itself
+        printed = result.stderr.replace(f"{case}/", "").splitlines()
+        assert result.returncode == 1, case.name
+        assert printed[:-1] == (case / "expected.txt").read_text().splitlines(), case.name
+
+
+def test_a_file_linking_outside_the_pack_is_refused(tmp_path):
+    secret = tmp_path / "secret.yaml"
+    secret.write_text("entities: {}\n")
+    pack = tmp_path / "linked"
+    pack.mkdir()
+    (pack / "pack.yaml").write_text("name: linked\nversion: 1.0.0\n")
+    (pack / "entities.yaml").symlink_to(secret)
+    assert problems(pack) == ["entities.yaml:1: $: links outside the pack folder; a pack may only read its "
+                              "own files [PACK-E002]"]
+
+
+def test_a_dependency_cycle_is_named(tmp_path):
+    for name, other in (("alpha", "beta"), ("beta", "alpha")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "pack.yaml").write_text(f"name: {name}\nversion: 1.0.0\ndepends: [{other}]\n")
+    found = problems(tmp_path / "alpha", tmp_path / "beta")
+    assert len(found) >= 1 and all("PACK-E021" in line and "cycle" in line for line in found), found
