@@ -1,5 +1,5 @@
-"""Keyset pages: walking `next` cursors visits every row exactly once, in the requested order,
-whatever the sort, the NULLs and the ties, on both databases."""
+"""Keyset pages: walking `next` cursors visits every row exactly once, in the database's order
+(NULLs largest on PostgreSQL, smallest on SQLite), whatever the sort, the NULLs and the ties."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from packwork.errors import BadRequest
 from packwork.metadata.model import Entity, Label
-from packwork.runtime.listing import after, decode_cursor, encode_cursor, order_by, parse_sort
+from packwork.runtime.listing import after, decode_cursor, encode_cursor, nulls_largest, order_by, parse_sort
 
 ENTITY = Entity("thing", Label("Thing", "Thing"), Label("Things", "Things"), ())
 KINDS = {"id": "integer", "rank": "integer", "name": "text"}
@@ -27,13 +27,12 @@ def things(engine):
     return engine, table
 
 
-def expected_order(rows: list[dict], keys) -> list[int]:
+def expected_order(rows: list[dict], keys, largest: bool) -> list[int]:
     def key(row):
         parts = []
         for k in keys:
             value = row[k.column]
-            # NULL is the largest value: last ascending, first descending
-            rank = (1, 0) if value is None else (0, value)
+            rank = ((1 if largest else -1), 0) if value is None else (0, value)
             parts.append(_Reversed(rank) if k.descending else rank)
         return parts
     return [row["id"] for row in sorted(rows, key=key)]
@@ -59,19 +58,20 @@ def test_pages_visit_every_row_once_in_order(things, data, sort, limit):
         if data:
             conn.execute(table.insert(), [{"id": i + 1, "rank": r, "name": n} for i, (r, n) in enumerate(data)])
     keys = parse_sort(sort, ENTITY, KINDS)
+    largest = nulls_largest(engine.dialect)
     seen, cursor = [], None
     with engine.connect() as conn:
         while True:
             query = sa.select(table).order_by(*order_by(table, keys)).limit(limit)
             if cursor:
-                query = query.where(after(table, keys, decode_cursor(cursor, keys)))
+                query = query.where(after(table, keys, decode_cursor(cursor, keys), largest))
             page = conn.execute(query).mappings().all()
             seen += [row["id"] for row in page]
             if len(page) < limit:
                 break
             cursor = encode_cursor(keys, page[-1])
     rows = [{"id": i + 1, "rank": r, "name": n} for i, (r, n) in enumerate(data)]
-    assert seen == expected_order(rows, keys)
+    assert seen == expected_order(rows, keys, largest)
 
 
 @pytest.mark.parametrize("sort", ["name;drop table thing", "nope", "rank,rank", "-"])

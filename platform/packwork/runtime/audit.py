@@ -9,11 +9,14 @@ import sqlalchemy as sa
 from packwork.runtime.system import pw_audit, pw_user
 
 
+_INSERT = pw_audit.insert()
+
+
 def record_change(conn: sa.Connection, entity: str, record_id: int, action: str, actor_id: int | None,
                   at: datetime, changes: dict[str, list]) -> None:
     """`changes` maps each written field to [old, new], as JSON values."""
-    conn.execute(pw_audit.insert().values(entity=entity, record_id=record_id, action=action,
-                                          actor_id=actor_id, at=at, changes=changes))
+    conn.execute(_INSERT, {"entity": entity, "record_id": record_id, "action": action, "actor_id": actor_id,
+                           "at": at, "changes": changes})
 
 
 def history(conn: sa.Connection, entity: str, record_id: int, limit: int = 200) -> list[dict]:

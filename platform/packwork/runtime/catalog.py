@@ -23,12 +23,27 @@ from packwork.runtime.tables import build_tables
 from packwork.runtime.values import EntityValues
 
 
+@dataclass(frozen=True, slots=True)
+class EntityStatements:
+    """Statements built once per catalog: building a SQLAlchemy statement per request costs more
+    than the database round trip for small reads and writes."""
+
+    insert: sa.Insert  # execute with the values as parameters
+    by_id: sa.Select  # bind `record_id`
+
+
+def _statements(table: sa.Table) -> EntityStatements:
+    return EntityStatements(table.insert().returning(*table.c),
+                            sa.select(table).where(table.c.id == sa.bindparam("record_id")))
+
+
 @dataclass(eq=False)
 class Catalog:
     version_id: int
     metadata: Metadata
     tables: dict[str, sa.Table]
     _values: dict[str, EntityValues] = field(default_factory=dict, repr=False)
+    _statements: dict[str, EntityStatements] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def entity(self, name: str) -> Entity | None:
@@ -40,6 +55,12 @@ class Catalog:
         if built is None:
             with self._lock:
                 built = self._values.setdefault(entity.name, EntityValues(entity, self.metadata))
+        return built
+
+    def statements(self, name: str) -> EntityStatements:
+        built = self._statements.get(name)
+        if built is None:
+            built = self._statements.setdefault(name, _statements(self.tables[name]))
         return built
 
     @cached_property

@@ -2,8 +2,8 @@
 
 Pages use keyset pagination, never OFFSET: the cursor holds the sort values of the last row
 sent, and the next page starts strictly after them, so a page costs the same at row 10 and at
-row 1,000,000 and rows inserted meanwhile are neither skipped nor repeated. NULLs sort as the
-largest values on every database (ASC NULLS LAST, DESC NULLS FIRST); `id` breaks ties.
+row 1,000,000 and rows inserted meanwhile are neither skipped nor repeated. NULLs sort where the
+database puts them (so plain indexes serve the sort); `id` breaks ties.
 """
 
 from __future__ import annotations
@@ -99,22 +99,29 @@ def parse_sort(text: str | None, entity: Entity, kinds: Mapping[str, str]) -> li
     return keys
 
 
+def nulls_largest(dialect: sa.Dialect) -> bool:
+    """Where NULLs sort is left to the database, so its plain indexes serve the ORDER BY:
+    PostgreSQL sorts them as the largest values, SQLite as the smallest."""
+    return dialect.name != "sqlite"
+
+
 def order_by(table: sa.Table, keys: list[SortKey]) -> list[sa.ColumnElement]:
-    return [table.c[k.column].desc().nulls_first() if k.descending else table.c[k.column].asc().nulls_last()
-            for k in keys]
+    return [table.c[k.column].desc() if k.descending else table.c[k.column].asc() for k in keys]
 
 
-def after(table: sa.Table, keys: list[SortKey], values: list) -> sa.ColumnElement:
-    """Rows strictly after the row whose sort values are `values`, in the order of `keys`."""
+def after(table: sa.Table, keys: list[SortKey], values: list, largest: bool) -> sa.ColumnElement:
+    """Rows strictly after the row whose sort values are `values`, in the order of `keys`, where
+    NULLs are the largest values if `largest` (else the smallest)."""
     alternatives = []
     for i, key in enumerate(keys):
         column, value = table.c[key.column], values[i]
+        nulls_come_last = largest != key.descending
         if value is None:
-            beyond = column.is_not(None) if key.descending else sa.false()
-        elif key.descending:
-            beyond = column < value
+            beyond = sa.false() if nulls_come_last else column.is_not(None)
         else:
-            beyond = sa.or_(column > value, column.is_(None))
+            beyond = column < value if key.descending else column > value
+            if nulls_come_last:
+                beyond = sa.or_(beyond, column.is_(None))
         equal = [table.c[k.column].is_(None) if v is None else table.c[k.column] == v
                  for k, v in zip(keys[:i], values[:i])]
         alternatives.append(sa.and_(*equal, beyond))

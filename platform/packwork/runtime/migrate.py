@@ -48,6 +48,8 @@ class Plan:
     statements: dict[int, list[str]]  # change index -> its DDL statements
     refused: list[str] = field(default_factory=list)
     packs: list[PackSource] = field(default_factory=list)  # to record as installed
+    pack_rows: list[packstore.PackRow] = field(default_factory=list)
+    missing_system_tables: list[str] = field(default_factory=list)
     removed_packs: list[str] = field(default_factory=list)
     edits: list[d.MetadataEdit] = field(default_factory=list)
 
@@ -71,6 +73,7 @@ def make_plan(engine: sa.Engine, metadata: Metadata | None, packs: list[PackSour
     """Compare `metadata` with what the database holds. With `purge`, also drop orphans."""
     with engine.connect() as conn:
         current = packstore.current_version(conn)
+        existing = set(sa.inspect(conn).get_table_names())
     old_schema = current.schema if current else None
     if metadata is None:  # a purge of orphans with the metadata unchanged
         new_schema = _without_orphans(old_schema)
@@ -84,7 +87,9 @@ def make_plan(engine: sa.Engine, metadata: Metadata | None, packs: list[PackSour
         changes += _purges(recorded)
         recorded = _without_orphans(recorded)
     plan = Plan(engine.dialect.name, current.version if current else None, metadata, document,
-                old_schema, recorded, changes, {}, packs=list(packs), removed_packs=list(removed_packs))
+                old_schema, recorded, changes, {}, packs=list(packs), removed_packs=list(removed_packs),
+                pack_rows=packstore.pack_rows(list(packs)),
+                missing_system_tables=[name for name in system_metadata.tables if name not in existing])
     if current and document is not None:
         plan.edits = [e for e in diff_documents(current.document, document)
                       if not _explained_by_schema(e, changes)]
@@ -267,9 +272,10 @@ def apply(engine: sa.Engine, plan: Plan, progress: Progress | None = None, summa
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7716001)")
-        system_metadata.create_all(conn, checkfirst=True)
-        current = packstore.current_version(conn)
-        if (current.version if current else None) != plan.previous:
+        if plan.missing_system_tables:  # checked when planning, so applying costs no catalog query
+            tables = [system_metadata.tables[name] for name in plan.missing_system_tables]
+            system_metadata.create_all(conn, tables=tables, checkfirst=True)
+        if packstore.current_hash(conn) != plan.previous:
             raise PlanOutdated("the metadata changed since this plan was made; plan again")
         emitter = _Emitter(Operations(MigrationContext.configure(connection=conn)), plan)
         total = len(plan.changes) + 1

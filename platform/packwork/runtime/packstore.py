@@ -73,25 +73,42 @@ def checksum(source: PackSource) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class PackRow:
+    """A pack as `record` stores it; prepared when planning so applying parses nothing."""
+
+    name: str
+    depends: list[str]
+    files: dict[str, str]
+    checksum: str
+
+
+def pack_rows(sources: list[PackSource]) -> list[PackRow]:
+    rows = []
+    for source in sources:
+        name, depends = manifest_depends(source)
+        rows.append(PackRow(name, depends, {f.path: f.text for f in source.files}, checksum(source)))
+    return rows
+
+
 def record(conn: sa.Connection, plan: "Plan", summary: str) -> None:
     now = datetime.now(timezone.utc)
     packs = {p.name: p.version for p in plan.metadata.packs} if plan.metadata else installed_packs(conn)
     for name in plan.removed_packs:
         conn.execute(pw_pack.delete().where(pw_pack.c.name == name))
-    for source in plan.packs:
-        name, depends = manifest_depends(source)
-        installed_at = conn.execute(sa.select(pw_pack.c.installed_at).where(pw_pack.c.name == name)).scalar()
-        conn.execute(pw_pack.delete().where(pw_pack.c.name == name))
-        conn.execute(pw_pack.insert().values(
-            name=name, version=packs.get(name, "?"), depends=depends,
-            files={f.path: f.text for f in source.files}, checksum=checksum(source),
-            installed_at=installed_at or now, updated_at=now))
+    for row in plan.pack_rows:
+        values = dict(version=packs.get(row.name, "?"), depends=row.depends, files=row.files,
+                      checksum=row.checksum, updated_at=now)
+        if conn.execute(pw_pack.update().where(pw_pack.c.name == row.name).values(**values)).rowcount == 0:
+            conn.execute(pw_pack.insert().values(name=row.name, installed_at=now, **values))
     conn.execute(pw_meta_version.insert().values(
-        version=plan.metadata.version if plan.metadata else _current_hash(conn),
+        version=plan.metadata.version if plan.metadata else current_hash(conn),
         packs=packs, document=plan.document or {}, schema=schema_to_json(plan.schema),
         summary=summary, applied_at=now))
 
 
-def _current_hash(conn: sa.Connection) -> str:
-    current = current_version(conn)
-    return current.version if current else ""
+def current_hash(conn: sa.Connection) -> str | None:
+    """The newest metadata version's hash, without loading its documents. The system tables must
+    exist (`apply` creates them first)."""
+    return conn.execute(sa.select(pw_meta_version.c.version).order_by(pw_meta_version.c.id.desc())
+                        .limit(1)).scalar()

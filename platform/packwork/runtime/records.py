@@ -18,7 +18,8 @@ from packwork.metadata.filters import Compare, FilterError, parse_filter
 from packwork.metadata.model import Entity
 from packwork.runtime import audit, permissions
 from packwork.runtime.catalog import Catalog
-from packwork.runtime.listing import ListQuery, after, decode_cursor, encode_cursor, order_by, parse_sort
+from packwork.runtime.listing import ListQuery, after, decode_cursor, encode_cursor, nulls_largest, order_by, \
+    parse_sort
 from packwork.runtime.permissions import Actor
 from packwork.runtime.query import FilterContext, compile_filter, field_type
 from packwork.runtime.system import pw_user
@@ -86,11 +87,12 @@ def list_records(ctx: Context, name: str, query: ListQuery = ListQuery()) -> Pag
     columns = [table.c[k] for k in sorted(shown | {k.column for k in keys})]
     select = sa.select(*columns).where(*where)
     if query.after:
-        select = select.where(after(table, keys, decode_cursor(query.after, keys)))
+        select = select.where(after(table, keys, decode_cursor(query.after, keys),
+                                    nulls_largest(ctx.conn.dialect)))
     rows = ctx.conn.execute(select.order_by(*order_by(table, keys)).limit(query.limit + 1)).mappings().all()
     more = len(rows) > query.limit
     rows = rows[:query.limit]
-    data = [target.values.dump(row, shown) for row in rows]
+    data = target.values.dump_rows(rows, shown)
     _expand(ctx, target, data, query.expand, hidden)
     count = ctx.conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar() \
         if query.count else None
@@ -120,13 +122,15 @@ def history(ctx: Context, name: str, record_id: int) -> list[dict]:
 
 def _fetch(ctx: Context, target: _Target, record_id: int, *, deleted_too: bool = False,
            for_update: bool = False) -> Mapping:
-    table = target.table
     if not 1 <= record_id <= INT64:
         raise NotFound(f"{target.entity.name} {record_id} does not exist")
-    select = sa.select(table).where(table.c.id == record_id, *_scope(ctx, target))
+    select = ctx.catalog.statements(target.entity.name).by_id
+    scope = _scope(ctx, target)
+    if scope:
+        select = select.where(*scope)
     if for_update:
         select = select.with_for_update()
-    row = ctx.conn.execute(select).mappings().first()
+    row = ctx.conn.execute(select, {"record_id": record_id}).mappings().first()
     if row is None or (row["deleted_at"] is not None and not deleted_too):
         state = "is deleted" if row is not None else "does not exist"
         raise NotFound(f"{target.entity.name} {record_id} {state}")
@@ -284,8 +288,8 @@ def _insert(ctx: Context, target: _Target, data: object) -> dict:
     _check_links(ctx, target, values, None)
     run_rules(ctx, target.entity, "create", values, None)
     system = {"created_at": ctx.now, "updated_at": ctx.now, "created_by": ctx.actor.user_id, "version": 1}
-    row = ctx.conn.execute(target.table.insert().values(**values, **system)
-                           .returning(*target.table.c)).mappings().one()
+    row = ctx.conn.execute(ctx.catalog.statements(target.entity.name).insert,
+                           values | system).mappings().one()
     changes = {k: [None, target.values.json_value(k, row[k])] for k in values if row[k] is not None}
     audit.record_change(ctx.conn, target.entity.name, row["id"], "create", ctx.actor.user_id, ctx.now, changes)
     return _dump(ctx, target, row)
@@ -353,8 +357,8 @@ def _check_links(ctx: Context, target: _Target, values: dict, record_id: int | N
     errors: dict[str, list[str]] = {}
     for name, linked in target.values.references.items():
         value = values.get(name)
-        if value is None:
-            continue
+        if value is None or (name == "owner_id" and value == ctx.actor.user_id):
+            continue  # the actor exists: the request was authenticated as them
         if linked == "pw_user":
             found = ctx.conn.execute(sa.select(pw_user.c.id).where(pw_user.c.id == value)).first()
         else:

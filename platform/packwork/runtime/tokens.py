@@ -51,19 +51,25 @@ def list_tokens(conn: sa.Connection) -> list[sa.Row]:
                         .join(pw_user, pw_user.c.id == pw_token.c.user_id).order_by(pw_token.c.id)).all()
 
 
+def _authenticate_statement() -> sa.Select:
+    roles = (sa.select(sa.func.aggregate_strings(pw_user_role.c.role, ","))
+             .where(pw_user_role.c.user_id == pw_token.c.user_id).scalar_subquery())
+    newest = sa.select(sa.func.max(pw_meta_version.c.id)).scalar_subquery()
+    return (sa.select(pw_token.c.user_id, pw_user.c.language, roles.label("roles"), newest.label("version_id"))
+            .join(pw_user, pw_user.c.id == pw_token.c.user_id)
+            .where(pw_token.c.token_hash == sa.bindparam("token_hash"), pw_token.c.revoked_at.is_(None),
+                   pw_user.c.is_active.is_(True)))
+
+
+_AUTHENTICATE = _authenticate_statement()
+
+
 def authenticate(conn: sa.Connection, secret: str) -> Authenticated | None:
     """The actor a bearer secret stands for (None if unknown, revoked or the user inactive),
     with the newest metadata version id, in one query."""
     if not secret.startswith(PREFIX) or len(secret) > 100:
         return None
-    roles = (sa.select(sa.func.aggregate_strings(pw_user_role.c.role, ","))
-             .where(pw_user_role.c.user_id == pw_token.c.user_id).scalar_subquery())
-    newest = sa.select(sa.func.max(pw_meta_version.c.id)).scalar_subquery()
-    row = conn.execute(
-        sa.select(pw_token.c.user_id, pw_user.c.language, roles.label("roles"), newest.label("version_id"))
-        .join(pw_user, pw_user.c.id == pw_token.c.user_id)
-        .where(pw_token.c.token_hash == _digest(secret), pw_token.c.revoked_at.is_(None),
-               pw_user.c.is_active.is_(True))).first()
+    row = conn.execute(_AUTHENTICATE, {"token_hash": _digest(secret)}).first()
     if row is None:
         return None
     actor = Actor(row.user_id, frozenset((row.roles or "").split(",")) - {""}, row.language)

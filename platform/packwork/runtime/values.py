@@ -199,9 +199,20 @@ class EntityValues:
 
     def dump(self, row: Mapping, only: frozenset[str] | None = None) -> dict[str, object]:
         """A row as JSON-ready values: decimals as strings, dates and datetimes as ISO 8601."""
-        if only is None:
-            return {c.key: c.convert(row[c.key]) for c in self.output}
-        return {c.key: c.convert(row[c.key]) for c in self.output if c.key in only}
+        return self.dump_rows([row], only)[0]
+
+    def dump_rows(self, rows: list[Mapping], only: frozenset[str] | None = None) -> list[dict[str, object]]:
+        """Many rows at once: the columns to convert are chosen once, not per row."""
+        plain = [c.key for c in self.output if (only is None or c.key in only) and c.convert is _same]
+        converted = [(c.key, c.convert) for c in self.output
+                     if (only is None or c.key in only) and c.convert is not _same]
+        result = []
+        for row in rows:
+            item = {key: row[key] for key in plain}
+            for key, convert in converted:
+                item[key] = convert(row[key])
+            result.append(item)
+        return result
 
 
 def _flatten(messages: Mapping) -> dict[str, list[str]]:
