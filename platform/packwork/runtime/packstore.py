@@ -91,24 +91,31 @@ def pack_rows(sources: list[PackSource]) -> list[PackRow]:
     return rows
 
 
+# Built once: `record` and `current_hash` run inside every apply, and building a statement
+# costs more than executing it.
+_UPDATE_PACK = pw_pack.update().where(pw_pack.c.name == sa.bindparam("pack_name"))
+_INSERT_PACK = pw_pack.insert()
+_INSERT_VERSION = pw_meta_version.insert()
+_NEWEST_HASH = sa.select(pw_meta_version.c.version).order_by(pw_meta_version.c.id.desc()).limit(1)
+
+
 def record(conn: sa.Connection, plan: "Plan", summary: str) -> None:
     now = datetime.now(timezone.utc)
     packs = {p.name: p.version for p in plan.metadata.packs} if plan.metadata else installed_packs(conn)
     for name in plan.removed_packs:
         conn.execute(pw_pack.delete().where(pw_pack.c.name == name))
     for row in plan.pack_rows:
-        values = dict(version=packs.get(row.name, "?"), depends=row.depends, files=row.files,
-                      checksum=row.checksum, updated_at=now)
-        if conn.execute(pw_pack.update().where(pw_pack.c.name == row.name).values(**values)).rowcount == 0:
-            conn.execute(pw_pack.insert().values(name=row.name, installed_at=now, **values))
-    conn.execute(pw_meta_version.insert().values(
-        version=plan.metadata.version if plan.metadata else current_hash(conn),
-        packs=packs, document=plan.document or {}, schema=schema_to_json(plan.schema),
-        summary=summary, applied_at=now))
+        values = {"version": packs.get(row.name, "?"), "depends": row.depends, "files": row.files,
+                  "checksum": row.checksum, "updated_at": now}
+        if conn.execute(_UPDATE_PACK, values | {"pack_name": row.name}).rowcount == 0:
+            conn.execute(_INSERT_PACK, values | {"name": row.name, "installed_at": now})
+    conn.execute(_INSERT_VERSION, {
+        "version": plan.metadata.version if plan.metadata else current_hash(conn),
+        "packs": packs, "document": plan.document or {}, "schema": schema_to_json(plan.schema),
+        "summary": summary, "applied_at": now})
 
 
 def current_hash(conn: sa.Connection) -> str | None:
     """The newest metadata version's hash, without loading its documents. The system tables must
     exist (`apply` creates them first)."""
-    return conn.execute(sa.select(pw_meta_version.c.version).order_by(pw_meta_version.c.id.desc())
-                        .limit(1)).scalar()
+    return conn.execute(_NEWEST_HASH).scalar()

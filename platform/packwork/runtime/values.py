@@ -33,9 +33,13 @@ class OutputColumn:
     convert: Callable[[object], object]
 
 
-def _no_nul(value: str) -> bool:
+def _storable_text(value: str) -> bool:
     if "\x00" in value:
         raise SchemaError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from a JSON \ud800 escape
+        raise SchemaError("is not valid Unicode text") from None
     return True
 
 
@@ -45,14 +49,14 @@ def _decimal_fits(precision: int, scale: int) -> Callable[[Decimal], bool]:
         if isinstance(exponent, int) and -exponent > scale:
             raise SchemaError(f"at most {scale} decimal places")
         whole = abs(value).to_integral_value(rounding=ROUND_DOWN)
-        if whole and len(whole.as_tuple().digits) > precision - scale:
+        if whole and whole.adjusted() + 1 > precision - scale:  # adjusted(): 1E+16 has 17 digits
             raise SchemaError(f"at most {precision - scale} digits before the decimal point")
         return True
     return check
 
 
 def _text(max_length: int | None, *extra) -> fields.Field:
-    checks = [_no_nul, *extra]
+    checks = [_storable_text, *extra]
     if max_length:
         checks.append(validate.Length(max=max_length))
     return fields.String(validate=checks, allow_none=True)
