@@ -183,3 +183,14 @@ def test_bodies_that_are_not_json_objects_are_refused(api):
     assert api.call("POST", data="name=x", content_type="application/x-www-form-urlencoded").status_code == 415
     assert api.call("POST", json=[1, 2]).status_code == 400
     assert api.call("POST", data='{"count": NaN}', content_type="application/json").status_code == 400
+
+
+def test_a_unique_clash_the_checks_cannot_see_is_a_409_not_a_500(api, monkeypatch):
+    """Two writers racing past the unique check: the database's unique index decides."""
+    from packwork.runtime import records
+    record = api.create()
+    monkeypatch.setattr(records, "_check_unique", lambda *args: None)
+    before = api.rows("1=1")
+    response = api.call("POST", json=api.new_values(**{api.case.unique: record[api.case.unique]}))
+    assert response.status_code == 409 and response.mimetype == "application/problem+json"
+    assert api.rows("1=1") == before

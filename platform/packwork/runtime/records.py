@@ -337,7 +337,7 @@ def _write_row(ctx: Context, target: _Target, row: Mapping, changed: dict, actio
 
 
 def _stale(ctx: Context, target: _Target, row: Mapping) -> Conflict:
-    return Conflict(f"{target.entity.name} {row['id']} has changed since version you sent; it is now "
+    return Conflict(f"{target.entity.name} {row['id']} has changed since the version you sent; it is now "
                     f"version {row['version']}", {"version": [f"is stale; current is {row['version']}"]},
                     current=_dump(ctx, target, row))
 

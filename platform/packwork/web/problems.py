@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, json
+from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from packwork.errors import Conflict, NotInstalled, PackworkError, RequestError
@@ -48,6 +49,14 @@ def _platform_error(exc: PackworkError) -> Response:
     return problem(500, "Internal error", "the server could not complete the request", code=exc.code)
 
 
+def _integrity(exc: IntegrityError) -> Response:
+    # The record service checks unique values and references first; this is a concurrent
+    # writer winning the race between that check and the write. The transaction rolled back.
+    log.warning("integrity error: %s", exc.orig)
+    return problem(409, "Conflict", "another write got there first; nothing was written, try again",
+                   code="REQ-E409")
+
+
 def _unexpected(exc: Exception) -> Response:
     log.exception("unexpected error")  # the traceback goes to the log, never to the client
     return problem(500, "Internal error", "the server could not complete the request")
@@ -58,4 +67,5 @@ def register(app: Flask) -> None:
     app.register_error_handler(NotInstalled, _not_installed)
     app.register_error_handler(PackworkError, _platform_error)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(IntegrityError, _integrity)
     app.register_error_handler(Exception, _unexpected)
