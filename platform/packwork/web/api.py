@@ -25,7 +25,6 @@ docs = Blueprint("api_docs", __name__, url_prefix="/api", template_folder="templ
 MAX_BODY = 10 * 1024 * 1024
 
 
-
 class UnsupportedMediaType(RequestError):
     status = 415
     code = "REQ-E415"
