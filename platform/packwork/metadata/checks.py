@@ -60,6 +60,11 @@ def _check_entity(entity: Entity, metadata: Metadata, field_types: FieldTypes) -
     yield from _check_formulas(entity)
 
 
+def _owner_of(column: str, columns: dict[str, str]) -> str:
+    owner = columns[column]
+    return f"{owner!r}" if owner == column else f"the {column!r} column of field {owner!r}"
+
+
 def _check_fields(owner, fields, metadata: Metadata, field_types: FieldTypes) -> Iterator[Problem]:
     columns: dict[str, str] = {}
     for field in fields:
@@ -71,7 +76,7 @@ def _check_fields(owner, fields, metadata: Metadata, field_types: FieldTypes) ->
             if column in columns or column in SYSTEM_COLUMNS:
                 yield _p("PACK-E031", field.origin,
                          f"column {column!r} of field {field.name!r} clashes with "
-                         f"{'a system column' if column in SYSTEM_COLUMNS else repr(columns[column])}")
+                         f"{'a system column' if column in SYSTEM_COLUMNS else _owner_of(column, columns)}")
             columns.setdefault(column, field.name)
         yield from _check_field(owner, field, metadata, field_types)
 
@@ -187,8 +192,8 @@ def _check_pipeline(entity: Entity, names: set[str]) -> Iterator[Problem]:
         yield _p("PACK-E034", entity.origin, "a pipeline needs at least one open stage", "pipeline", "stages")
     for stage in pipeline.stages:
         if stage.outcome == "won" and stage.probability != 100 or stage.outcome == "lost" and stage.probability:
-            yield _p("PACK-E034", stage.origin, f"a {stage.outcome} stage has probability "
-                     f"{100 if stage.outcome == 'won' else 0}", "probability")
+            yield _p("PACK-E034", stage.origin, f"a {stage.outcome} stage must have probability "
+                     f"{100 if stage.outcome == 'won' else 0}, not {stage.probability}", "probability")
         for index, name in enumerate(stage.required_fields):
             if name not in names:
                 yield _p("PACK-E037", stage.origin, f"required field {name!r} is not a field of {entity.name!r}",
@@ -299,8 +304,10 @@ def _check_rule_kind(rule, entity: Entity) -> Iterator[Problem]:
     if rule.kind == "stage_gate":
         stages = {s.name for s in entity.pipeline.stages} if entity.pipeline else set()
         if rule.stage not in stages:
-            yield _p("PACK-E037", rule.origin, f"a stage gate needs 'stage': one of {entity.name!r}'s "
-                     f"pipeline stages", "stage")
+            known = ", ".join(s.name for s in entity.pipeline.stages) if entity.pipeline else ""
+            yield _p("PACK-E037", rule.origin,
+                     f"stage gate for stage {rule.stage!r}, which is not a stage of {entity.name!r}"
+                     + (f" (stages: {known})" if known else f"; {entity.name!r} has no pipeline"), "stage")
     if rule.kind == "scheduled" and not rule.every:
         yield _p("PACK-E032", rule.origin, "a scheduled rule needs 'every' (for example 30m, 6h, 1d)")
     if rule.kind == "trigger" and not rule.events:
