@@ -92,8 +92,9 @@ def _property_problems(doc: Document, field_types: FieldTypes) -> list[Problem]:
         allowed = field_types[spec["type"]].properties
         for key in spec:
             if key not in allowed:
+                kind = spec["type"]
                 problems.append(doc.problem("PACK-E012", path + (key,),
-                                            f"{key!r} does not apply to {_article(spec['type'])} {spec['type']} field"))
+                                            f"{key!r} does not apply to {_article(kind)} {kind} field"))
     return problems
 
 

@@ -90,6 +90,16 @@ class Field:
     store: bool = False
     origin: Origin = _origin()
 
+    @property
+    def value_type(self) -> str:
+        """The type of the field's values: a computed field's result type, else its own."""
+        return self.result if self.type == "computed" else self.type
+
+    @property
+    def has_column(self) -> bool:
+        """False only for a computed field evaluated when read (without `store`)."""
+        return self.type != "computed" or self.store
+
 
 @dataclass(frozen=True, slots=True)
 class RecordType:

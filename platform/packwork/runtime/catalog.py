@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from functools import cached_property
 
 import sqlalchemy as sa
 
@@ -62,10 +61,6 @@ class Catalog:
         if built is None:
             built = self._statements.setdefault(name, _statements(self.tables[name]))
         return built
-
-    @cached_property
-    def title_fields(self) -> dict[str, str]:
-        return {name: e.title_field or "id" for name, e in self.metadata.entities.items()}
 
 
 def load_catalog(conn: sa.Connection) -> Catalog:

@@ -45,15 +45,16 @@ class ListQuery:
             filter=params.get("filter") or None,
             equals=tuple((k, v) for k, v in params.items() if k not in PARAMS),
             sort=params.get("sort") or None,
-            fields=_names(params["fields"]) if params.get("fields") else None,
-            expand=_names(params.get("expand", "")),
+            fields=split_names(params["fields"]) if params.get("fields") else None,
+            expand=split_names(params.get("expand", "")),
             limit=_limit(params.get("limit")),
             after=params.get("after") or None,
             count=_flag("count", params.get("count")),
         )
 
 
-def _names(text: str) -> tuple[str, ...]:
+def split_names(text: str) -> tuple[str, ...]:
+    """`a, b,,c` -> ("a", "b", "c"): the comma lists of `fields`, `expand` and `sort`."""
     return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
@@ -84,7 +85,7 @@ def parse_sort(text: str | None, entity: Entity, kinds: Mapping[str, str]) -> li
     """`-amount,name` -> sort keys, `id` appended as the tie-breaker. `kinds` maps each
     sortable column to its field type; any other name is refused."""
     keys: list[SortKey] = []
-    for part in _names(text or "-id"):
+    for part in split_names(text or "-id"):
         descending = part.startswith("-")
         name = part.lstrip("-+")
         kind = kinds.get(name)

@@ -11,9 +11,6 @@ import sqlalchemy as sa
 
 from packwork.metadata.model import Entity
 
-ACTIONS = ("read", "create", "update", "delete", "restore", "export", "import", "transfer")
-
-
 @dataclass(frozen=True, slots=True)
 class Actor:
     """The user a request or job acts for. `user_id` None means the platform itself (CLI, jobs)."""
@@ -21,9 +18,6 @@ class Actor:
     user_id: int | None
     roles: frozenset[str] = frozenset()
     language: str = "en"
-
-
-SYSTEM = Actor(None)
 
 
 def check(actor: Actor, action: str, entity: Entity, record: dict | None = None) -> None:

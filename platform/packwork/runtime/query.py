@@ -39,9 +39,7 @@ class FilterContext:
 
 def field_type(entity: Entity, name: str) -> str | None:
     field = entity.field(name)
-    if field is not None:
-        return field.result if field.type == "computed" else field.type
-    return _SYSTEM_TYPES.get(name)
+    return field.value_type if field is not None else _SYSTEM_TYPES.get(name)
 
 
 def compile_filter(tree, entity: Entity, context: FilterContext) -> sa.ColumnElement:
@@ -71,9 +69,8 @@ def compile_filter(tree, entity: Entity, context: FilterContext) -> sa.ColumnEle
 
 def _known(entity: Entity, name: str, context: FilterContext, position: int) -> str:
     kind = field_type(entity, name)
-    if kind is None or context.hidden(entity.name, name) or (
-            entity.field(name) is not None and entity.field(name).type == "computed"
-            and not entity.field(name).store):
+    field = entity.field(name)
+    if kind is None or context.hidden(entity.name, name) or (field is not None and not field.has_column):
         raise FilterError(f"{name!r} is not a field of {entity.name!r} that can be filtered", position)
     return kind
 

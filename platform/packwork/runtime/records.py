@@ -57,19 +57,22 @@ class _Target:
     values: EntityValues
 
 
-def entity_for(ctx: Context, name: str) -> Entity:
-    """The entity `name` names, if the actor may read it; 404 otherwise."""
+def _entity(ctx: Context, name: str) -> Entity:
     entity = ctx.catalog.entity(name)
     if entity is None or entity.hidden:
         raise NotFound(f"there is no entity {name!r}")
+    return entity
+
+
+def entity_for(ctx: Context, name: str) -> Entity:
+    """The entity `name` names, if the actor may read it; 404 otherwise."""
+    entity = _entity(ctx, name)
     permissions.check(ctx.actor, "read", entity)
     return entity
 
 
 def _target(ctx: Context, name: str) -> _Target:
-    entity = ctx.catalog.entity(name)
-    if entity is None or entity.hidden:
-        raise NotFound(f"there is no entity {name!r}")
+    entity = _entity(ctx, name)
     return _Target(entity, ctx.catalog.tables[name], ctx.catalog.values(entity))
 
 
@@ -314,7 +317,7 @@ def _update(ctx: Context, target: _Target, record_id: int, data: object, version
     permissions.check(ctx.actor, "update", target.entity, dict(row))
     if row["version"] != version:
         raise _stale(ctx, target, row)
-    changed = {k: v for k, v in values.items() if not _same(row[k], v)}
+    changed = {k: v for k, v in values.items() if not _unchanged(row[k], v)}
     if not changed:
         return _dump(ctx, target, row)
     _check_links(ctx, target, changed, record_id)
@@ -342,7 +345,7 @@ def _stale(ctx: Context, target: _Target, row: Mapping) -> Conflict:
                     current=_dump(ctx, target, row))
 
 
-def _same(old: object, new: object) -> bool:
+def _unchanged(old: object, new: object) -> bool:
     if isinstance(old, float) or isinstance(new, float):
         return old is not None and new is not None and float(old) == float(new)
     if isinstance(old, datetime) and isinstance(new, datetime) and old.tzinfo is None:

@@ -261,15 +261,11 @@ def _output_columns(entity: Entity, visible: Mapping[str, Field]):
     for name in SYSTEM_OUTPUT:
         yield OutputColumn(name, system.get(name, _same))
     for field in visible.values():
-        if field.type == "computed" and not field.store:
-            continue  # evaluated by the rules engine, which has no column to read from
-        kind = field.result if field.type == "computed" else field.type
+        if not field.has_column:
+            continue  # evaluated by the rules engine; there is no column to read
+        kind = field.value_type
         yield OutputColumn(field.name, _CONVERT.get(kind, _same))
         if kind == "money":
             yield OutputColumn(f"{field.name}_currency", _same)
 
-
-def output_type(field: Field) -> str:
-    """The type a field's value has in JSON output (used by the OpenAPI generator)."""
-    return field.result if field.type == "computed" else field.type
 

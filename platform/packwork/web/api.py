@@ -13,7 +13,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from packwork.errors import BadRequest, RequestError, Unauthorized
 from packwork.runtime import records
 from packwork.runtime.db import reading
-from packwork.runtime.listing import ListQuery
+from packwork.runtime.listing import ListQuery, split_names
 from packwork.runtime.records import Context
 from packwork.runtime.tokens import authenticate
 from packwork.web import meta, openapi
@@ -80,10 +80,6 @@ def _record(data: dict, status: int = 200) -> Response:
     return response
 
 
-def _expand() -> tuple[str, ...]:
-    return tuple(n.strip() for n in request.args.get("expand", "").split(",") if n.strip())
-
-
 @blueprint.get("/<entity>")
 def list_records(entity: str):
     query = ListQuery.from_params(request.args.to_dict())
@@ -115,7 +111,8 @@ def bulk_write(entity: str):
 @blueprint.get("/<entity>/<int:record_id>")
 def get_record(entity: str, record_id: int):
     with unit_of_work() as ctx:
-        return _record(records.get_record(ctx, entity, record_id, _expand()))
+        expand = split_names(request.args.get("expand", ""))
+        return _record(records.get_record(ctx, entity, record_id, expand))
 
 
 @blueprint.patch("/<entity>/<int:record_id>")

@@ -7,7 +7,7 @@ from packwork.metadata.model import Entity, Field
 from packwork.runtime.catalog import Catalog
 from packwork.runtime.listing import DEFAULT_LIMIT, MAX_LIMIT, UNSORTABLE
 from packwork.runtime.records import MAX_BULK
-from packwork.runtime.values import EntityValues, output_type
+from packwork.runtime.values import EntityValues
 
 PROBLEM = {"$ref": "#/components/responses/Problem"}
 NUMBER_TEXT = {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"}
@@ -51,7 +51,7 @@ def _value_schema(field: Field, kind: str, *, reading: bool) -> dict:
 
 
 def _field_schema(field: Field, *, reading: bool) -> dict:
-    schema = _value_schema(field, output_type(field), reading=reading)
+    schema = _value_schema(field, field.value_type, reading=reading)
     schema = schema | {"title": field.label.en}
     if field.help:
         schema["description"] = field.help.en
@@ -75,10 +75,10 @@ SYSTEM_READ = {
 def _read_schema(entity: Entity, values: EntityValues) -> dict:
     properties = dict(SYSTEM_READ)
     for field in values.fields.values():
-        if field.type == "computed" and not field.store:
+        if not field.has_column:
             continue
         properties[field.name] = _field_schema(field, reading=True)
-        if output_type(field) == "money":
+        if field.value_type == "money":
             properties[f"{field.name}_currency"] = {"type": ["string", "null"]}
     return {"type": "object", "title": entity.label.en, "properties": properties,
             "required": ["id", "version"]}
@@ -175,7 +175,7 @@ def _entity_paths(entity: Entity, values: EntityValues) -> dict:
 
 def _filterable(values: EntityValues) -> list[str]:
     return [f.name for f in values.fields.values()
-            if output_type(f) not in UNSORTABLE and not (f.type == "computed" and not f.store)]
+            if f.value_type not in UNSORTABLE and f.has_column]
 
 
 def _content(description: str, schema: dict) -> dict:
