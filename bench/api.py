@@ -47,8 +47,7 @@ def seed(url: str, rows: int) -> str:
     apply(engine, plan_packs(engine, [ROOT / "packs" / "standard_crm"], "install"))
     industry = "CASE {} {} END".format("mod(x, 8)" if engine.dialect.name == "postgresql" else "x % 8",
                                        " ".join(f"WHEN {i} THEN '{v}'" for i, v in enumerate(INDUSTRIES)))
-    source = (f"generate_series(1, {rows}) AS x" if engine.dialect.name == "postgresql" else
-              f"n")
+    source = f"generate_series(1, {rows}) AS x" if engine.dialect.name == "postgresql" else "n"
     prefix = ("" if engine.dialect.name == "postgresql" else
               f"WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < {rows}) ")
     with engine.begin() as conn:
@@ -56,7 +55,7 @@ def seed(url: str, rows: int) -> str:
             f"INSERT INTO account (name, code, level, industry, employees, created_at, updated_at, version, "
             f"owner_id) {prefix}SELECT 'Account ' || x, 'A' || x, 'potential', {industry}, x, "
             f"CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1, NULL FROM {source}")
-        user_id = create_user(conn, "bench", ["sales_manager"], ["sales_manager"])
+        user_id = create_user(conn, "bench", ["system_admin"], ["system_admin"])
         secret = create_token(conn, user_id, "bench")[1]
     with engine.begin() as conn:  # statistics are transactional: commit them
         conn.exec_driver_sql("ANALYZE")
@@ -106,13 +105,18 @@ def wrk(url: str, seconds: int, headers: dict[str, str], script: Path | None = N
     return float(re.search(r"Requests/sec:\s+([0-9.]+)", output).group(1))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(doc: str) -> argparse.ArgumentParser:
+    """The options every HTTP benchmark takes."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--db", choices=["postgresql", "sqlite"], default="postgresql")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seconds", type=int, default=10)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = arguments(__doc__).parse_args()
     with tempfile.TemporaryDirectory() as folder, database(args.db, Path(folder)) as url:
         started = time.perf_counter()
         secret = seed(url, args.rows)

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from packwork.errors import MigrationRefused, PackError, PackworkError
+from packwork.metadata.access import ACTIONS, ADMIN_ROLE, role_matrix
 from packwork.metadata.loader import read_pack_folders
 from packwork.metadata.resolver import resolve_sources
 from packwork.runtime import packstore, tokens, users
@@ -156,14 +157,69 @@ def user() -> None:
 @click.argument("username")
 @click.option("--role", "roles", multiple=True, help="A role from the installed packs, or admin. Repeatable.")
 @click.option("--name", "display_name", help="Display name (defaults to the user name).")
+@click.option("--team", help="The team the user belongs to.")
 @db_option
-def user_create(username: str, roles: tuple[str, ...], display_name: str | None, db_url: str) -> None:
+def user_create(username: str, roles: tuple[str, ...], display_name: str | None, team: str | None,
+                db_url: str) -> None:
     """Create a user (the web UI brings passwords and sign-in)."""
     engine = make_engine(db_url)
     with engine.begin() as conn:
         known = _installed_roles(conn)
-        user_id = users.create_user(conn, username, roles, known, display_name)
-    click.echo(f"Created user {username} (#{user_id}) with roles: {', '.join(sorted(roles)) or 'none'}.")
+        user_id = users.create_user(conn, username, roles, known, display_name, team)
+    click.echo(f"Created user {username} (#{user_id}) with roles: {', '.join(sorted(roles)) or 'none'}"
+               f"{f', in team {team}' if team else ''}.")
+
+
+@user.command("team")
+@click.argument("username")
+@click.argument("team", required=False)
+@db_option
+def user_team(username: str, team: str | None, db_url: str) -> None:
+    """Move USERNAME to TEAM (no TEAM: out of any team)."""
+    with make_engine(db_url).begin() as conn:
+        users.join_team(conn, users.find_user(conn, username), team)
+    click.echo(f"{username} is now in {f'team {team}' if team else 'no team'}.")
+
+
+@main.group()
+def team() -> None:
+    """Manage teams: a team's records include those of the teams below it."""
+
+
+@team.command("create")
+@click.argument("name")
+@click.option("--parent", help="The team this one sits under.")
+@click.option("--label", help="Display name (defaults to NAME).")
+@db_option
+def team_create(name: str, parent: str | None, label: str | None, db_url: str) -> None:
+    """Create a team."""
+    with make_engine(db_url).begin() as conn:
+        team_id = users.create_team(conn, name, parent, label)
+    click.echo(f"Created team {name} (#{team_id}){f' under {parent}' if parent else ''}.")
+
+
+@main.group()
+def perms() -> None:
+    """Show what roles may do."""
+
+
+@perms.command("show")
+@click.argument("role")
+@click.option("--pack", "paths", multiple=True, type=click.Path(file_okay=False),
+              help="Read the role from these pack folders instead of the database. Repeatable.")
+@db_option
+def perms_show(role: str, paths: tuple[str, ...], db_url: str) -> None:
+    """Print ROLE's effective matrix: a scope per entity and action, row rules, field security
+    and restricted stage moves, after every pack's grants are combined."""
+    if paths:
+        metadata = _load(paths)
+    else:
+        with make_engine(db_url).connect() as conn:
+            _installed_roles(conn)
+            metadata = resolve_sources(packstore.installed_sources(conn))
+    if role not in metadata.roles and role != ADMIN_ROLE:
+        raise PackworkError(f"there is no role {role!r}; roles: {', '.join(sorted(metadata.roles))}")
+    click.echo(render_matrix(role, role_matrix(metadata, role)))
 
 
 @main.group()
@@ -214,6 +270,21 @@ def serve(db_url: str, host: str, port: int, workers: int, threads: int) -> None
     """Serve the app with gunicorn (a production WSGI server)."""
     from packwork.web.server import run_gunicorn
     run_gunicorn(db_url, host, port, workers, threads)
+
+
+def render_matrix(role: str, matrix: dict) -> str:
+    width = max([len(name) for name in matrix] + [6])
+    lines = [f"Role {role}", ("entity".ljust(width) + "  " + "  ".join(f"{a:<8}" for a in ACTIONS)).rstrip()]
+    for name, policy in matrix.items():
+        lines.append((f"{name:<{width}}  " + "  ".join(f"{policy.reach(a).scope:<8}" for a in ACTIONS)).rstrip())
+        rows = {rule for a in ACTIONS for rule in policy.reach(a).rows}
+        notes = [f"rows also: {rule}" for rule in sorted(rows)]
+        notes += [f"hidden: {', '.join(sorted(policy.hidden))}"] if policy.hidden else []
+        notes += [f"read-only: {', '.join(sorted(policy.read_only))}"] if policy.read_only else []
+        notes += [f"move to {stage}: {reach.scope}" + (" or rows" if reach.rows else "")
+                  for stage, reach in policy.stages.items()]
+        lines += [f"{'':<{width}}  {note}" for note in notes]
+    return "\n".join(lines)
 
 
 def _installed_roles(conn) -> list[str]:

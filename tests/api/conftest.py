@@ -42,12 +42,12 @@ CASES = {
         PACKS / "standard_crm", "account",
         {"industry": "retail", "employees": 40, "annual_revenue": "1250000.50", "website": "https://a.example"},
         "name", "code", {"employees": 41, "level": "key"}, "parent", "account", {"name": "Parent Co"},
-        "account_manager", {"employees": "forty", "industry": "mining-on-mars", "website": "not a url"}),
+        "system_admin", {"employees": "forty", "industry": "mining-on-mars", "website": "not a url"}),
     "widget": EntityCase(
         TEST_PACKS / "mini", "widget",
         {"count": 3, "price": "9.99", "weight": "1.250", "tags": ["new"], "made_on": "2024-02-29"},
         "name", "code", {"count": 4, "size": "m"}, "bin", "bin", {"label_text": "Shelf 1"},
-        "maker", {"count": 1.5, "size": "xxl", "made_on": "2024-02-30"}),
+        "keeper", {"count": 1.5, "size": "xxl", "made_on": "2024-02-30"}),
 }
 
 

@@ -19,7 +19,7 @@ def _fields(app, headers) -> set[str]:
 def test_two_apps_pick_up_an_upgrade_and_otherwise_reuse_their_catalog(db_url, pack_copy):
     pack = pack_copy("mini")
     engine = install(db_url, pack)
-    headers = {"Authorization": f"Bearer {signed_in(engine, 'ann', ['maker'])}"}
+    headers = {"Authorization": f"Bearer {signed_in(engine, 'ann', ['keeper'])}"}
     first, second = create_app(db_url), create_app(db_url)
     assert "serial" not in _fields(first, headers) | _fields(second, headers)
     cached = services(first).catalogs.current_catalog

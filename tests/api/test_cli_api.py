@@ -34,7 +34,7 @@ def test_user_token_serve_and_revoke(tmp_path):
     assert packwork("pack", "install", str(TEST_PACKS / "mini"), "--db", db, "--yes").returncode == 0
     refused = packwork("user", "create", "bob", "--role", "wizard", "--db", db)
     assert refused.returncode == 1 and "unknown role(s) wizard" in refused.stderr
-    assert packwork("user", "create", "bob", "--role", "maker", "--db", db).returncode == 0
+    assert packwork("user", "create", "bob", "--role", "keeper", "--db", db).returncode == 0
     made = packwork("token", "create", "bob", "--db", db)
     assert made.returncode == 0
     secret = made.stdout.strip()
@@ -59,3 +59,27 @@ def test_user_token_serve_and_revoke(tmp_path):
         server.terminate()
         _, errors = server.communicate(timeout=30)
     assert "gunicorn" in errors.lower() and "Traceback" not in errors
+
+
+def test_teams_and_the_effective_matrix(tmp_path):
+    db = f"sqlite:///{tmp_path / 'teams.db'}"
+    assert packwork("pack", "install", str(TEST_PACKS / "mini"), "--db", db, "--yes").returncode == 0
+    assert packwork("team", "create", "north", "--db", db).returncode == 0
+    assert "under north" in packwork("team", "create", "north_east", "--parent", "north", "--db", db).stdout
+    missing = packwork("team", "create", "x", "--parent", "atlantis", "--db", db)
+    assert missing.returncode == 1 and "no team named 'atlantis'" in missing.stderr
+    made = packwork("user", "create", "fay", "--role", "foreman", "--team", "north_east", "--db", db)
+    assert made.returncode == 0 and "in team north_east" in made.stdout
+    assert "no team" in packwork("user", "team", "fay", "--db", db).stdout
+
+    shown = packwork("perms", "show", "maker", "--db", db)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[1].split() == ["entity", "read", "create", "update", "delete", "export", "import", "transfer"]
+    assert lines[2].split() == ["widget", "all", "own", "own", "none", "own", "own", "none"]
+    assert "hidden: notes" in shown.stdout and "read-only: weight" in shown.stdout
+    assert "move to shipped: none" in shown.stdout
+    foreman = packwork("perms", "show", "foreman", "--pack", str(TEST_PACKS / "mini")).stdout
+    assert "rows also: maker = $me" in foreman
+    unknown = packwork("perms", "show", "wizard", "--db", db)
+    assert unknown.returncode == 1 and "there is no role 'wizard'" in unknown.stderr

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import (content_type_conformance, not_a_server_error, response_headers_conformance,
                                  response_schema_conformance, status_code_conformance)
 
-from conftest import PACKS, TEST_PACKS, fresh_database
+from conftest import PACKS, fresh_database
 from api.conftest import install, signed_in
 from packwork.web.app import create_app
 

@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from packwork.metadata.fieldtypes import FieldTypes
 from packwork.metadata.filters import FilterError, parse_filter, paths
 from packwork.metadata.model import Entity, Field, Metadata, Origin
-from packwork.metadata.names import SYSTEM_COLUMNS, field_name_problem, identifier_problem
+from packwork.metadata.access import ADMIN_ROLE
+from packwork.metadata.names import RESERVED_ENTITY_NAMES, SYSTEM_COLUMNS, field_name_problem, \
+    identifier_problem
 from packwork.metadata.problems import Problem, json_path
 
 # Functions a formula may call; `packwork.rules` implements each (a contract test checks it).
@@ -44,6 +46,10 @@ def _check_table_names(metadata: Metadata) -> Iterator[Problem]:
                         ("dictionary", metadata.dictionaries), ("role", metadata.roles)):
         for item in items.values():
             reason = identifier_problem(item.name)
+            if reason is None and kind == "entity" and item.name in RESERVED_ENTITY_NAMES:
+                reason = f"{item.name!r} is a path of the API (/api/v1/{item.name}); choose another name"
+            if reason is None and kind == "role" and item.name == ADMIN_ROLE:
+                reason = f"{item.name!r} is the platform's administrator role; choose another name"
             if reason:
                 yield _p("PACK-E030", item.origin, reason)
     for relation in metadata.relations.values():

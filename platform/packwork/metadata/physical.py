@@ -100,7 +100,8 @@ def _field_indexes(table: str, field: Field, columns: list[ColumnSpec]) -> list[
 
 def entity_table(entity, field_types: FieldTypes) -> TableSpec:
     columns = list(_system_columns())
-    indexes = [IndexSpec(constraint_name("ix", entity.name, "owner_id"), ("owner_id",)),
+    # (owner_id, id): "my records, newest first", the page an own-scoped user opens, is one index range
+    indexes = [IndexSpec(constraint_name("ix", entity.name, "owner_id"), ("owner_id", "id")),
                IndexSpec(constraint_name("ix", entity.name, "created_at"), ("created_at",))]
     for f in entity.fields:
         field_columns = _field_columns(f, field_types)

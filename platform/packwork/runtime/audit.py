@@ -19,6 +19,13 @@ def record_change(conn: sa.Connection, entity: str, record_id: int, action: str,
                            "at": at, "changes": changes})
 
 
+def record_changes(conn: sa.Connection, entity: str, record_ids: list[int], action: str, actor_id: int | None,
+                   at: datetime, changes: dict[str, list]) -> None:
+    """The same change to many records, as one multi-row insert."""
+    conn.execute(_INSERT, [{"entity": entity, "record_id": record_id, "action": action, "actor_id": actor_id,
+                            "at": at, "changes": changes} for record_id in record_ids])
+
+
 def history(conn: sa.Connection, entity: str, record_id: int, limit: int = 200) -> list[dict]:
     """The newest `limit` entries for one record, newest first."""
     query = (sa.select(pw_audit.c.id, pw_audit.c.action, pw_audit.c.at, pw_audit.c.changes,

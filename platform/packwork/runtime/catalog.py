@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from packwork.errors import NotInstalled
+from packwork.metadata.access import EntityPolicy, entity_policy
 from packwork.metadata.model import Entity, Metadata
 from packwork.metadata.resolver import resolve_sources
 from packwork.runtime import packstore
@@ -43,6 +44,7 @@ class Catalog:
     tables: dict[str, sa.Table]
     _values: dict[str, EntityValues] = field(default_factory=dict, repr=False)
     _statements: dict[str, EntityStatements] = field(default_factory=dict, repr=False)
+    _policies: dict[tuple[frozenset[str], str], EntityPolicy] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def entity(self, name: str) -> Entity | None:
@@ -60,6 +62,15 @@ class Catalog:
         built = self._statements.get(name)
         if built is None:
             built = self._statements.setdefault(name, _statements(self.tables[name]))
+        return built
+
+
+    def policy(self, roles: frozenset[str], entity: str) -> EntityPolicy:
+        """What a user holding `roles` may do with `entity`, computed once per role set."""
+        key = (roles, entity)
+        built = self._policies.get(key)
+        if built is None:
+            built = self._policies.setdefault(key, entity_policy(self.metadata, roles, entity))
         return built
 
 

@@ -15,7 +15,6 @@ import sqlalchemy as sa
 
 from packwork.metadata.filters import And, Compare, FilterError, In, IsNull, Not, Or, Var, resolve_var
 from packwork.metadata.model import Entity, Field, Metadata
-from packwork.metadata.names import SYSTEM_COLUMNS
 
 TEXT_TYPES = frozenset({"text", "long_text", "email", "phone", "url", "choice", "stage"})
 NUMBER_TYPES = frozenset({"integer", "decimal", "money", "percent"})
@@ -97,7 +96,7 @@ def _leaf(tree, column: sa.Column, kind: str, field: Field | None, context: Filt
     value = coerce(tree.value, kind, position, context)
     if value is None:
         if op not in ("=", "!="):
-            raise FilterError(f"null can only be compared with = or !=", position)
+            raise FilterError("null can only be compared with = or !=", position)
         return column.is_(None) if op == "=" else column.is_not(None)
     if kind in ("boolean", "multi_choice") and op not in ("=", "!="):
         raise FilterError(f"a {kind} field can only be compared with = or !=", position)
@@ -108,7 +107,7 @@ def _leaf(tree, column: sa.Column, kind: str, field: Field | None, context: Filt
 def _like(column: sa.Column, kind: str, value, op: str, position: int):
     if not isinstance(value, str):
         raise FilterError(f"'{op}' needs a text value", position)
-    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    escaped = _text(value, position).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     if kind == "multi_choice":  # JSON list text contains the quoted value
         return sa.cast(column, sa.Text).like(f'%"{escaped}"%', escape="\\")
     if kind not in TEXT_TYPES:
@@ -145,6 +144,12 @@ def coerce(value, kind: str, position: int, context: FilterContext):
         raise FilterError(f"{value!r} is not a valid {kind} value", position) from None
     if not isinstance(value, str):
         raise FilterError(f"{value!r} is not a valid {kind} value; quote text values", position)
+    return _text(value, position)
+
+
+def _text(value: str, position: int) -> str:
+    if "\x00" in value:  # PostgreSQL refuses NUL in text: answer 400, not a database error
+        raise FilterError("text values must not contain NUL characters", position)
     return value
 
 

@@ -49,6 +49,47 @@ pw_user_role = sa.Table(
     sa.Column("role", sa.String(40), primary_key=True),
 )
 
+pw_team = sa.Table(
+    "pw_team", system_metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("name", sa.String(80), nullable=False, unique=True),
+    sa.Column("label", sa.String(200)),
+    sa.Column("parent_id", ID, sa.ForeignKey("pw_team.id", ondelete="RESTRICT"), index=True),
+)
+
+# The team tree's closure: every (ancestor, descendant) pair, each team its own ancestor, so
+# "members of my team and the teams below it" is a join, never a recursive walk per request.
+pw_team_path = sa.Table(
+    "pw_team_path", system_metadata,
+    sa.Column("ancestor_id", ID, sa.ForeignKey("pw_team.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("descendant_id", ID, sa.ForeignKey("pw_team.id", ondelete="CASCADE"), primary_key=True),
+    sa.Index("ix_pw_team_path_descendant", "descendant_id", "ancestor_id"),
+)
+
+# A user belongs to at most one team; a team's records include those of its sub-teams.
+pw_team_member = sa.Table(
+    "pw_team_member", system_metadata,
+    sa.Column("user_id", ID, sa.ForeignKey("pw_user.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("team_id", ID, sa.ForeignKey("pw_team.id", ondelete="CASCADE"), nullable=False, index=True),
+)
+
+# A record shared by its owner with a user or a team (and so its sub-teams), to read or edit.
+pw_share = sa.Table(
+    "pw_share", system_metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("entity", sa.String(40), nullable=False),
+    sa.Column("record_id", ID, nullable=False),
+    sa.Column("user_id", ID, sa.ForeignKey("pw_user.id", ondelete="CASCADE")),
+    sa.Column("team_id", ID, sa.ForeignKey("pw_team.id", ondelete="CASCADE")),
+    sa.Column("access", sa.String(8), nullable=False),  # read | edit
+    sa.Column("created_by", ID),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("(user_id IS NULL) <> (team_id IS NULL)", name="ck_pw_share_one_recipient"),
+    sa.Index("ix_pw_share_user", "user_id", "entity", "record_id"),
+    sa.Index("ix_pw_share_team", "team_id", "entity", "record_id"),
+    sa.Index("ix_pw_share_record", "entity", "record_id"),
+)
+
 pw_token = sa.Table(
     "pw_token", system_metadata,
     sa.Column("id", ID, primary_key=True),

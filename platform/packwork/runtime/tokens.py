@@ -14,7 +14,8 @@ import sqlalchemy as sa
 
 from packwork.errors import PackworkError
 from packwork.runtime.permissions import Actor
-from packwork.runtime.system import pw_meta_version, pw_token, pw_user, pw_user_role
+from packwork.runtime.system import pw_meta_version, pw_share, pw_team_member, pw_team_path, pw_token, pw_user, \
+    pw_user_role
 
 PREFIX = "pwt_"
 
@@ -55,8 +56,12 @@ def _authenticate_statement() -> sa.Select:
     roles = (sa.select(sa.func.aggregate_strings(pw_user_role.c.role, ","))
              .where(pw_user_role.c.user_id == pw_token.c.user_id).scalar_subquery())
     newest = sa.select(sa.func.max(pw_meta_version.c.id)).scalar_subquery()
-    return (sa.select(pw_token.c.user_id, pw_user.c.language, roles.label("roles"), newest.label("version_id"))
+    teams_above = sa.select(pw_team_path.c.ancestor_id).where(pw_team_path.c.descendant_id == pw_team_member.c.team_id)
+    shared = sa.exists().where(sa.or_(pw_share.c.user_id == pw_token.c.user_id, pw_share.c.team_id.in_(teams_above)))
+    return (sa.select(pw_token.c.user_id, pw_user.c.language, roles.label("roles"), newest.label("version_id"),
+                      pw_team_member.c.team_id, shared.label("shared"))
             .join(pw_user, pw_user.c.id == pw_token.c.user_id)
+            .outerjoin(pw_team_member, pw_team_member.c.user_id == pw_token.c.user_id)
             .where(pw_token.c.token_hash == sa.bindparam("token_hash"), pw_token.c.revoked_at.is_(None),
                    pw_user.c.is_active.is_(True)))
 
@@ -66,11 +71,13 @@ _AUTHENTICATE = _authenticate_statement()
 
 def authenticate(conn: sa.Connection, secret: str) -> Authenticated | None:
     """The actor a bearer secret stands for (None if unknown, revoked or the user inactive),
-    with the newest metadata version id, in one query."""
+    with their roles, team, whether anything is shared with them, and the newest metadata
+    version id, in one query."""
     if not secret.startswith(PREFIX) or len(secret) > 100:
         return None
     row = conn.execute(_AUTHENTICATE, {"token_hash": _digest(secret)}).first()
     if row is None:
         return None
-    actor = Actor(row.user_id, frozenset((row.roles or "").split(",")) - {""}, row.language)
+    actor = Actor(row.user_id, frozenset((row.roles or "").split(",")) - {""}, row.language, row.team_id,
+                  bool(row.shared))
     return Authenticated(actor, row.version_id)

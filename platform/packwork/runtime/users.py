@@ -1,4 +1,7 @@
-"""Platform users and their roles (the web-UI issue adds passwords, teams and sign-in)."""
+"""Platform users, their roles and teams (the web-UI issue adds passwords and sign-in).
+
+Teams form a tree: a team's records, for a `team`-scoped role, include those of every team
+below it. A user belongs to at most one team."""
 
 from __future__ import annotations
 
@@ -8,11 +11,9 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 
 from packwork.errors import PackworkError
+from packwork.metadata.access import ADMIN_ROLE  # noqa: F401 - re-exported for callers
 from packwork.metadata.names import IDENTIFIER
-from packwork.runtime.system import pw_user, pw_user_role
-
-ADMIN_ROLE = "admin"  # the platform's own role: manages metadata and users
-
+from packwork.runtime.system import pw_team, pw_team_member, pw_team_path, pw_user, pw_user_role
 
 class UserError(PackworkError):
     status = 400
@@ -20,27 +21,63 @@ class UserError(PackworkError):
 
 
 def create_user(conn: sa.Connection, username: str, roles: Iterable[str], known_roles: Iterable[str],
-                display_name: str | None = None) -> int:
+                display_name: str | None = None, team: str | None = None) -> int:
     """A new active user with `roles`, each of which must be a pack role or `admin`."""
-    if not 1 <= len(username) <= 80 or any(c.isspace() or c == "\x00" for c in username):
-        raise UserError(f"{username!r} is not a valid user name (1-80 characters, no spaces)")
-    if conn.execute(sa.select(pw_user.c.id).where(pw_user.c.username == username)).first():
-        raise UserError(f"a user named {username!r} already exists")
+    _require_new(conn, pw_user.c.username, username, "user")
     roles = sorted(set(roles))
     allowed = set(known_roles) | {ADMIN_ROLE}
     unknown = [r for r in roles if r not in allowed or not IDENTIFIER.match(r)]
     if unknown:
         raise UserError(f"unknown role(s) {', '.join(unknown)}; known: {', '.join(sorted(allowed))}")
+    team_id = None if team is None else find_team(conn, team)
     user_id = conn.execute(pw_user.insert().values(
         username=username, display_name=display_name or username, is_active=True, language="en",
         created_at=datetime.now(timezone.utc)).returning(pw_user.c.id)).scalar_one()
     for role in roles:
         conn.execute(pw_user_role.insert().values(user_id=user_id, role=role))
+    if team_id is not None:
+        conn.execute(pw_team_member.insert().values(user_id=user_id, team_id=team_id))
     return user_id
+
+
+def _require_new(conn: sa.Connection, column: sa.Column, name: str, kind: str) -> None:
+    if not 1 <= len(name) <= 80 or any(c.isspace() or c == "\x00" for c in name):
+        raise UserError(f"{name!r} is not a valid {kind} name (1-80 characters, no spaces)")
+    if conn.execute(sa.select(column).where(column == name)).first():
+        raise UserError(f"a {kind} named {name!r} already exists")
 
 
 def find_user(conn: sa.Connection, username: str) -> int:
-    user_id = conn.execute(sa.select(pw_user.c.id).where(pw_user.c.username == username)).scalar()
-    if user_id is None:
-        raise UserError(f"there is no user named {username!r}")
-    return user_id
+    return _find(conn, pw_user.c.username, username, "user")
+
+
+def create_team(conn: sa.Connection, name: str, parent: str | None = None, label: str | None = None) -> int:
+    """A new team, under `parent` if given."""
+    _require_new(conn, pw_team.c.name, name, "team")
+    parent_id = None if parent is None else find_team(conn, parent)
+    team_id = conn.execute(pw_team.insert().values(name=name, label=label or name, parent_id=parent_id)
+                           .returning(pw_team.c.id)).scalar_one()
+    conn.execute(pw_team_path.insert().from_select(
+        ["ancestor_id", "descendant_id"],
+        sa.union_all(sa.select(sa.literal(team_id), sa.literal(team_id)),
+                     sa.select(pw_team_path.c.ancestor_id, sa.literal(team_id))
+                     .where(pw_team_path.c.descendant_id == parent_id))))
+    return team_id
+
+
+def find_team(conn: sa.Connection, name: str) -> int:
+    return _find(conn, pw_team.c.name, name, "team")
+
+
+def _find(conn: sa.Connection, column: sa.Column, name: str, kind: str) -> int:
+    found = conn.execute(sa.select(column.table.c.id).where(column == name)).scalar()
+    if found is None:
+        raise UserError(f"there is no {kind} named {name!r}")
+    return found
+
+
+def join_team(conn: sa.Connection, user_id: int, team: str | None) -> None:
+    """Move the user to `team` (None: no team)."""
+    conn.execute(pw_team_member.delete().where(pw_team_member.c.user_id == user_id))
+    if team is not None:
+        conn.execute(pw_team_member.insert().values(user_id=user_id, team_id=find_team(conn, team)))

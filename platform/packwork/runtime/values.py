@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from decimal import ROUND_DOWN, Decimal
 
 from marshmallow import RAISE, Schema, fields, validate
@@ -197,6 +197,12 @@ class EntityValues:
                 errors[field.name] = ["is required"]
         return errors
 
+    def keys_of(self, names: frozenset[str]) -> frozenset[str]:
+        """The input and output keys of the named fields: a money field's currency key too."""
+        if not names:
+            return frozenset()
+        return frozenset(names) | {f"{n}_currency" for n in names if (f := self.fields.get(n)) and f.type == "money"}
+
     def json_value(self, key: str, value: object) -> object:
         """One column's value as JSON (for audit entries)."""
         return self._convert.get(key, _same)(value)
@@ -217,6 +223,17 @@ class EntityValues:
                 item[key] = convert(row[key])
             result.append(item)
         return result
+
+
+def same_value(old: object, new: object) -> bool:
+    """Whether a stored value and a loaded one are the same (a write that changes nothing)."""
+    if isinstance(old, float) or isinstance(new, float):
+        return old is not None and new is not None and float(old) == float(new)
+    if isinstance(old, datetime) and isinstance(new, datetime) and old.tzinfo is None:
+        return old == new.replace(tzinfo=None)  # SQLite hands back UTC without an offset
+    if isinstance(old, date) is not isinstance(new, date):
+        return False
+    return old == new
 
 
 def _flatten(messages: Mapping) -> dict[str, list[str]]:

@@ -3,6 +3,8 @@ here and no rule is checked here; this module only translates."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -68,9 +70,28 @@ def _if_match() -> int | None:
     if header is None:
         return None
     tag = header.strip().removeprefix("W/").strip('"')
-    if not tag.isdigit() or len(tag) > 18:
+    if not (tag.isascii() and tag.isdigit()) or len(tag) > 18:
         raise BadRequest("If-Match must be the record's ETag (its version)", {"version": ["bad If-Match"]})
     return int(tag)
+
+
+def csv_text(columns: list[str], rows) -> str:
+    """Rows as CSV; a multi-choice list is joined with ';'. Cells that a spreadsheet would run
+    as a formula are prefixed with a quote (CSV injection)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(row.get(c)) for c in columns])
+    return out.getvalue()
+
+
+def _cell(value: object) -> object:
+    if isinstance(value, list):
+        value = ";".join(map(str, value))
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return "" if value is None else value
 
 
 def _record(data: dict, status: int = 200) -> Response:
@@ -106,6 +127,59 @@ def bulk_write(entity: str):
     body = _body()
     with unit_of_work(write=True) as ctx:
         return jsonify({"data": records.bulk_write(ctx, entity, body)})
+
+
+@blueprint.get("/<entity>/export")
+def export_records(entity: str):
+    """CSV of every record the caller may export, with the list's filter, sort and fields."""
+    query = ListQuery.from_params(request.args.to_dict())
+    with unit_of_work() as ctx:
+        columns, rows = records.export_records(ctx, entity, query)
+        text = csv_text(columns, rows)
+    return Response(text, mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{entity}.csv"'})
+
+
+@blueprint.post("/<entity>/import")
+def import_records(entity: str):
+    """Rows as a JSON array, all or nothing, under the import grant (CSV and XLSX files come
+    with the import issue)."""
+    body = _body()
+    with unit_of_work(write=True) as ctx:
+        return jsonify({"data": records.bulk_write(ctx, entity, body, action="import")}), 201
+
+
+@blueprint.get("/<entity>/<int:record_id>/shares")
+def record_shares(entity: str, record_id: int):
+    with unit_of_work() as ctx:
+        return jsonify({"data": records.record_shares(ctx, entity, record_id)})
+
+
+@blueprint.post("/<entity>/<int:record_id>/shares")
+def share_record(entity: str, record_id: int):
+    body = _body()
+    with unit_of_work(write=True) as ctx:
+        return jsonify(records.share_record(ctx, entity, record_id, body)), 201
+
+
+@blueprint.delete("/<entity>/<int:record_id>/shares/<int:share_id>")
+def unshare_record(entity: str, record_id: int, share_id: int):
+    with unit_of_work(write=True) as ctx:
+        records.unshare_record(ctx, entity, record_id, share_id)
+    return Response(status=204)
+
+
+@blueprint.post("/transfers")
+def transfer_records():
+    """Give every record of `from` to `to` (user ids), as far as the caller's grants reach."""
+    body = _body()
+    if not isinstance(body, dict) or not {"from", "to"} <= body.keys():
+        raise BadRequest("send `from` and `to` user ids", {"from": ["is required"], "to": ["is required"]})
+    entities = body.get("entities")
+    if entities is not None and (not isinstance(entities, list) or not all(isinstance(e, str) for e in entities)):
+        raise BadRequest("entities must be a list of entity names", {"entities": ["must be a list of names"]})
+    with unit_of_work(write=True) as ctx:
+        return jsonify(records.transfer_records(ctx, body["from"], body["to"], entities))
 
 
 @blueprint.get("/<entity>/<int:record_id>")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from packwork.metadata.model import Entity, Field, Label
-from packwork.runtime import permissions
 from packwork.runtime.records import Context, entity_for
 
 
@@ -11,10 +10,10 @@ def _label(label: Label | None) -> dict | None:
     return None if label is None else {"en": label.en, "zh": label.zh}
 
 
-def describe_field(field: Field) -> dict:
+def describe_field(field: Field, read_only: bool = False) -> dict:
     described = {"name": field.name, "type": field.type, "label": _label(field.label),
                  "required": field.required, "unique": field.unique,
-                 "read_only": field.read_only or field.type == "computed"}
+                 "read_only": read_only or field.read_only or field.type == "computed"}
     optional = {"help": _label(field.help), "default": field.default, "max_length": field.max_length,
                 "precision": field.precision, "scale": field.scale, "entity": field.target,
                 "currency": field.currency, "result": field.result}
@@ -32,16 +31,19 @@ def _summary(entity: Entity) -> dict:
 
 
 def describe_all(ctx: Context) -> dict:
-    entities = [e for e in ctx.catalog.metadata.entities.values() if not e.hidden]
+    entities = [e for e in ctx.catalog.metadata.entities.values()
+                if not e.hidden and ctx.access.policy(e.name).reach("read").granted]
     return {"version": ctx.catalog.metadata.version, "entities": [_summary(e) for e in entities]}
 
 
 def describe_entity(ctx: Context, name: str) -> dict:
     entity = entity_for(ctx, name)
-    hidden = permissions.hidden_fields(ctx.actor, entity)
+    policy = ctx.access.policy(entity.name)
     described = _summary(entity) | {
-        "search_fields": list(entity.search_fields),
-        "fields": [describe_field(f) for f in entity.fields if not f.hidden and f.name not in hidden],
+        "search_fields": [f for f in entity.search_fields if f not in policy.hidden],
+        "fields": [describe_field(f, f.name in policy.read_only) for f in entity.fields
+                   if not f.hidden and f.name not in policy.hidden],
+        "access": {action: reach.scope for action, reach in policy.actions.items()},
         "record_types": [{"name": r.name, "label": _label(r.label)} for r in entity.record_types],
         "list_views": [{"name": v.name, "label": _label(v.label), "columns": list(v.columns),
                         "sort": ",".join(("-" if k.descending else "") + k.field for k in v.sort),

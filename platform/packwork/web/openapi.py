@@ -11,7 +11,7 @@ from packwork.runtime.values import EntityValues
 
 PROBLEM = {"$ref": "#/components/responses/Problem"}
 NUMBER_TEXT = {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"}
-REFUSALS = ("400", "401", "404", "415", "422")
+REFUSALS = ("400", "401", "403", "404", "415", "422")
 
 
 def _nullable(schema: dict) -> dict:
@@ -145,6 +145,37 @@ def _entity_paths(entity: Entity, values: EntityValues) -> dict:
                                             "properties": {"id": {"type": "integer", "minimum": 1}}}]}}),
                      "responses": _responses({"200": _content("The records written", rows)}, "409")},
         },
+        f"/api/v1/{name}/export": {
+            "get": {"operationId": f"export_{name}", "tags": tag, "summary": "Export as CSV (the export grant)",
+                    "parameters": [{"$ref": f"#/components/parameters/{p}"} for p in ("filter", "sort", "fields")]
+                    + equality,
+                    "responses": _responses({"200": {"description": "CSV, a header row then one row per record",
+                                                     "content": {"text/csv": {"schema": {"type": "string"}}}}})},
+        },
+        f"/api/v1/{name}/import": {
+            "post": {"operationId": f"import_{name}", "tags": tag,
+                     "summary": "Import rows, all or nothing (the import grant)",
+                     "requestBody": _json_body({"type": "array", "minItems": 1, "maxItems": MAX_BULK,
+                                                "items": create}),
+                     "responses": _responses({"201": _content("The records written", rows)}, "409")},
+        },
+        f"/api/v1/{name}/{{id}}/shares": {
+            "parameters": item,
+            "get": {"operationId": f"shares_{name}", "tags": tag, "summary": "Who the record is shared with",
+                    "responses": _responses({"200": _content("Shares", {
+                        "type": "object", "required": ["data"],
+                        "properties": {"data": {"type": "array", "items": SHARE}}})})},
+            "post": {"operationId": f"share_{name}", "tags": tag,
+                     "summary": "Share with a user or a team (owner, or whoever may transfer it)",
+                     "requestBody": _json_body(SHARE_REQUEST),
+                     "responses": _responses({"201": _content("The share", SHARE)})},
+        },
+        f"/api/v1/{name}/{{id}}/shares/{{share_id}}": {
+            "parameters": item + [{"name": "share_id", "in": "path", "required": True,
+                                   "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}}],
+            "delete": {"operationId": f"unshare_{name}", "tags": tag, "summary": "Stop sharing",
+                       "responses": _responses({"204": {"description": "No longer shared"}})},
+        },
         f"/api/v1/{name}/{{id}}": {
             "parameters": item,
             "get": {"operationId": f"get_{name}", "tags": tag, "summary": f"Read a {entity.label.en}",
@@ -193,6 +224,12 @@ def document(catalog: Catalog, server: str = "") -> dict:
         schemas[entity.name] = _read_schema(entity, values)
         schemas[f"{entity.name}_create"] = _write_schema(entity, values, creating=True)
         schemas[f"{entity.name}_update"] = _write_schema(entity, values, creating=False)
+    paths["/api/v1/transfers"] = {"post": {
+        "operationId": "transfer_records", "tags": ["users"],
+        "summary": "Give every record of one user to another, as far as the caller may transfer",
+        "requestBody": _json_body(TRANSFER_REQUEST),
+        "responses": _responses({"200": _content("Records moved per entity; `_left` what stayed",
+                                                 {"type": "object"})})}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Packwork API", "version": f"{__version__}+{catalog.metadata.version[:12]}",
@@ -216,11 +253,23 @@ COMMON_SCHEMAS = {
                    "description": "Messages per field; bulk writes name fields `row.field`."},
         "current": {"type": "object", "description": "On a stale update: the record as it is now."}}},
     "AuditEntry": {"type": "object", "required": ["id", "action", "at", "changes"], "properties": {
-        "id": {"type": "integer"}, "action": {"type": "string", "enum": ["create", "update", "delete", "restore"]},
+        "id": {"type": "integer"}, "action": {"type": "string", "enum": [
+            "create", "update", "delete", "restore", "share", "unshare", "transfer"]},
         "at": {"type": "string", "format": "date-time"}, "actor": {"type": ["string", "null"]},
         "actor_id": {"type": ["integer", "null"]},
         "changes": {"type": "object", "description": "{field: [old, new]}"}}},
 }
+
+SHARE = {"type": "object", "required": ["id", "access"], "properties": {
+    "id": {"type": "integer"}, "user_id": {"type": "integer"}, "team_id": {"type": "integer"},
+    "access": {"type": "string", "enum": ["read", "edit"]}}}
+SHARE_REQUEST = {"type": "object", "additionalProperties": False, "properties": {
+    "user": {"type": "integer", "minimum": 1}, "team": {"type": "integer", "minimum": 1},
+    "access": {"type": "string", "enum": ["read", "edit"], "default": "read"}},
+    "oneOf": [{"required": ["user"]}, {"required": ["team"]}]}
+TRANSFER_REQUEST = {"type": "object", "required": ["from", "to"], "additionalProperties": False, "properties": {
+    "from": {"type": "integer", "minimum": 1}, "to": {"type": "integer", "minimum": 1},
+    "entities": {"type": "array", "items": {"type": "string"}}}}
 
 PARAMETERS = {
     "id": {"name": "id", "in": "path", "required": True,

@@ -1,0 +1,218 @@
+"""Writing records. Each write runs, in order: permission check -> coercion and validation from
+metadata -> rules hook -> SQL -> audit entry, all inside the caller's transaction, so a refused
+or failed write leaves nothing behind."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import sqlalchemy as sa
+
+from packwork.errors import BadRequest, Conflict, PermissionDenied, PreconditionRequired, RequestError, \
+    ValidationError
+from packwork.metadata.model import Entity
+from packwork.runtime import audit
+from packwork.runtime.records import core
+from packwork.runtime.records.core import Context, Target
+from packwork.runtime.system import pw_user
+from packwork.runtime.values import same_value
+
+MAX_BULK = 500
+
+
+def create_record(ctx: Context, name: str, data: object) -> dict:
+    target = core.target_for(ctx, name, "create")
+    return _insert(ctx, target, data)
+
+
+def update_record(ctx: Context, name: str, record_id: int, data: object, version: int | None = None) -> dict:
+    """Apply `data` to the record if it still has `version` (from If-Match or the body's
+    `version`); otherwise refuse with the current record, so nothing is silently overwritten."""
+    target = core.target_for(ctx, name, "update")
+    return _update(ctx, target, record_id, data, version)
+
+
+def delete_record(ctx: Context, name: str, record_id: int, version: int | None = None) -> None:
+    """Soft delete: the row stays (restorable) but leaves every list and reference check."""
+    target = core.target_for(ctx, name, "delete")
+    row = core.fetch(ctx, target, record_id, for_update=True)
+    core.require_row(ctx, target, row, "delete")
+    if version is not None and version != row["version"]:
+        raise core.stale(ctx, target, row)
+    _write_row(ctx, target, row, {"deleted_at": ctx.now}, "delete")
+
+
+def restore_record(ctx: Context, name: str, record_id: int) -> dict:
+    """Undo a delete; who may delete a record may restore it."""
+    target = core.target_for(ctx, name, "delete")
+    row = core.fetch(ctx, target, record_id, deleted_too=True, for_update=True)
+    core.require_row(ctx, target, row, "delete")
+    if row["deleted_at"] is None:
+        raise Conflict(f"{name} {record_id} is not deleted")
+    _check_unique(ctx, target, {k: row[k] for k in target.values.unique}, record_id)
+    return _write_row(ctx, target, row, {"deleted_at": None}, "restore")
+
+
+def bulk_write(ctx: Context, name: str, rows: object, action: str = "create") -> list[dict]:
+    """Create (rows without `id`) or update (rows with `id` and `version`) many records, all or
+    nothing: if any row is refused, every row's problems are reported and none is kept (the
+    caller's transaction rolls back). `action` "import" also requires the import grant and
+    limits new records' owners to its scope."""
+    target = core.target_for(ctx, name, action if action == "import" else None)
+    if not isinstance(rows, list) or not rows or len(rows) > MAX_BULK:
+        raise BadRequest(f"the body must be a JSON array of 1 to {MAX_BULK} objects")
+    results, errors, denied = [], {}, False
+    for index, row in enumerate(rows):
+        try:
+            if isinstance(row, Mapping) and "id" in row:
+                changes = {k: v for k, v in row.items() if k != "id"}
+                results.append(_update(ctx, target, _record_id(row["id"]), changes, None))
+            else:
+                results.append(_insert(ctx, target, row, action))
+        except RequestError as exc:
+            messages = exc.errors or {"_": [exc.detail]}
+            errors |= {f"{index}.{field}": list(m) for field, m in messages.items()}
+            denied = denied or isinstance(exc, PermissionDenied)
+    if errors:
+        rows_named = sorted({int(key.split(".")[0]) for key in errors})
+        refusal = PermissionDenied if denied else ValidationError  # 403 if any row was not allowed
+        raise refusal(f"nothing was written: row(s) {', '.join(map(str, rows_named))} refused", errors)
+    return results
+
+
+def _record_id(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise BadRequest("id must be a positive integer", {"id": ["must be a positive integer"]})
+    return value
+
+
+def _insert(ctx: Context, target: Target, data: object, action: str = "create") -> dict:
+    ctx.access.require("create", target.entity)
+    _refuse_restricted(ctx, target, data)
+    values = target.values.load(data, creating=True)
+    values.setdefault("owner_id", ctx.actor.user_id)
+    for granted in {"create", action}:
+        if not ctx.access.may_own(granted, target.entity, values["owner_id"]):
+            raise PermissionDenied(f"you may not {granted} {target.entity.name} records owned by user "
+                                   f"{values['owner_id']}", {"owner_id": ["is outside what you may " + granted]})
+    if target.entity.record_types and values.get("record_type") is None:
+        values["record_type"] = target.entity.record_types[0].name
+    _check_links(ctx, target, values, None)
+    run_rules(ctx, target.entity, "create", values, None)
+    system = {"created_at": ctx.now, "updated_at": ctx.now, "created_by": ctx.actor.user_id, "version": 1}
+    row = ctx.conn.execute(ctx.catalog.statements(target.entity.name).insert,
+                           values | system).mappings().one()
+    changes = {k: [None, target.values.json_value(k, row[k])] for k in values if row[k] is not None}
+    audit.record_change(ctx.conn, target.entity.name, row["id"], "create", ctx.actor.user_id, ctx.now, changes)
+    return core.dump(ctx, target, row)
+
+
+def _update(ctx: Context, target: Target, record_id: int, data: object, version: int | None) -> dict:
+    ctx.access.require("update", target.entity)
+    if isinstance(data, Mapping) and "version" in data:
+        data = dict(data)
+        body_version = data.pop("version")
+        if isinstance(body_version, bool) or not isinstance(body_version, int):
+            raise BadRequest("version must be an integer", {"version": ["must be an integer"]})
+        if version is not None and body_version != version:
+            raise BadRequest("If-Match and the body's version disagree", {"version": ["disagrees with If-Match"]})
+        version = body_version
+    if version is None:
+        raise PreconditionRequired(
+            "send the version you read, in If-Match or as `version` in the body",
+            {"version": ["is required to update"]})
+    _refuse_restricted(ctx, target, data)
+    values = target.values.load(data, creating=False)
+    row = core.fetch(ctx, target, record_id, for_update=True)
+    core.require_row(ctx, target, row, "update")
+    if row["version"] != version:
+        raise core.stale(ctx, target, row)
+    changed = {k: v for k, v in values.items() if not same_value(row[k], v)}
+    if not changed:
+        return core.dump(ctx, target, row)
+    _require_moves(ctx, target, row, changed)
+    _check_links(ctx, target, changed, record_id)
+    run_rules(ctx, target.entity, "update", changed, row)
+    return _write_row(ctx, target, row, changed, "update")
+
+
+def _refuse_restricted(ctx: Context, target: Target, data: object) -> None:
+    """A field hidden from the actor is refused as if it did not exist; a read-only one, 403."""
+    if not isinstance(data, Mapping):
+        return
+    hidden = core.hidden_keys(ctx, target)
+    unknown = {k: [f"is not a field of {target.entity.name!r}"] for k in data if k in hidden}
+    if unknown:
+        raise BadRequest("the body names fields that cannot be written", unknown)
+    read_only = target.values.keys_of(ctx.access.read_only(target.entity))
+    denied = {k: ["is read-only for your role"] for k in data if k in read_only}
+    if denied:
+        raise PermissionDenied("the body changes fields your role may not change", denied)
+
+
+def _require_moves(ctx: Context, target: Target, row: Mapping, changed: dict) -> None:
+    """Changing the owner needs the transfer grant; moving into a stage a grant restricts needs
+    that stage's grant."""
+    if "owner_id" in changed:
+        ctx.access.require("transfer", target.entity)
+        core.require_row(ctx, target, row, "transfer")
+    pipeline = target.entity.pipeline
+    if pipeline is not None and pipeline.field in changed and changed[pipeline.field] is not None:
+        stage = changed[pipeline.field]
+        if not core.within(ctx, target, row, ctx.access.stage_rows(stage, target.entity, target.table)):
+            raise PermissionDenied(f"you may not move {target.entity.name} {row['id']} to {stage!r}",
+                                   {pipeline.field: [f"moving to {stage!r} is not allowed for your role"]})
+
+
+def _write_row(ctx: Context, target: Target, row: Mapping, changed: dict, action: str) -> dict:
+    table = target.table
+    new = ctx.conn.execute(
+        table.update().where(table.c.id == row["id"], table.c.version == row["version"])
+        .values(**changed, updated_at=ctx.now, version=row["version"] + 1)
+        .returning(*table.c)).mappings().first()
+    if new is None:  # another writer got in between the read and this update
+        raise core.stale(ctx, target, core.fetch(ctx, target, row["id"], deleted_too=True))
+    convert = target.values.json_value
+    changes = {k: [convert(k, row[k]), convert(k, new[k])] for k in changed}
+    audit.record_change(ctx.conn, target.entity.name, row["id"], action, ctx.actor.user_id, ctx.now, changes)
+    return core.dump(ctx, target, new)
+
+
+def _check_links(ctx: Context, target: Target, values: dict, record_id: int | None) -> None:
+    """References must point at live records the actor can see; unique values must be free."""
+    errors: dict[str, list[str]] = {}
+    for name, linked in target.values.references.items():
+        value = values.get(name)
+        if value is None or (name == "owner_id" and value == ctx.actor.user_id):
+            continue  # the actor exists: the request was authenticated as them
+        if linked == "pw_user":
+            found = ctx.conn.execute(sa.select(pw_user.c.id).where(pw_user.c.id == value)).first()
+        else:
+            other = core.target_for(ctx, linked)
+            found = ctx.conn.execute(sa.select(other.table.c.id).where(
+                other.table.c.id == value, other.table.c.deleted_at.is_(None), *core.scope(ctx, other))).first()
+        if found is None:
+            errors[name] = [f"there is no {'user' if linked == 'pw_user' else linked} {value}"]
+    if errors:
+        raise ValidationError("some references point at nothing", errors)
+    _check_unique(ctx, target, {k: values[k] for k in target.values.unique if values.get(k) is not None},
+                  record_id)
+
+
+def _check_unique(ctx: Context, target: Target, values: Mapping, record_id: int | None) -> None:
+    table, errors = target.table, {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        clash = ctx.conn.execute(sa.select(table.c.id).where(
+            table.c[name] == value, table.c.deleted_at.is_(None),
+            table.c.id != (record_id or 0)).limit(1)).scalar()
+        if clash is not None:
+            errors[name] = [f"{value!r} is already used by {target.entity.name} {clash}"]
+    if errors:
+        raise Conflict("a unique value is already taken", errors)
+
+
+def run_rules(ctx: Context, entity: Entity, event: str, values: dict, old: Mapping | None) -> None:
+    """The rules hook: validation and trigger rules run here, in the write's transaction.
+    A no-op until the rules engine lands; it may then change `values` or raise ValidationError."""
