@@ -94,7 +94,7 @@ def _one_line(statement: str, params: object) -> str:
 
 def main() -> None:
     parser = arguments(__doc__)
-    parser.add_argument("--rounds", type=int, default=3, help="alternating wrk runs per user; the median counts")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating wrk runs per user; the median counts")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder, database(args.db, Path(folder)) as url:
         started = time.perf_counter()
@@ -110,10 +110,12 @@ def main() -> None:
         with server(command, 8873) as base:
             for scope, secret in tokens.items():
                 wrk(base + PAGE, 2, {"Authorization": f"Bearer {secret}"})  # warm up
-            for _ in range(args.rounds):  # alternate, so drift in the machine hits every user alike
-                for scope, secret in tokens.items():
-                    runs[scope].append(wrk(base + PAGE, args.seconds, {"Authorization": f"Bearer {secret}"}))
+            scopes = list(tokens)
+            for round_ in range(args.rounds):  # rotate the order, so drift in the machine hits every user alike
+                for scope in scopes[round_ % 3:] + scopes[:round_ % 3]:
+                    runs[scope].append(wrk(base + PAGE, args.seconds, {"Authorization": f"Bearer {tokens[scope]}"}))
     median = {scope: sorted(values)[len(values) // 2] for scope, values in runs.items()}
+    print("\nruns (req/s): " + "; ".join(f"{s}: {', '.join(f'{v:.0f}' for v in values)}" for s, values in runs.items()))
     print(f"\n{'scope':8}{'req/s (median)':>16}{'vs all':>8}{'time vs all':>13}{'target':>9}")
     for scope, rate in median.items():
         ratio = rate / median["all"]

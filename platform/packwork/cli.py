@@ -181,6 +181,26 @@ def user_team(username: str, team: str | None, db_url: str) -> None:
     click.echo(f"{username} is now in {f'team {team}' if team else 'no team'}.")
 
 
+@user.command("transfer")
+@click.argument("from_user")
+@click.argument("to_user")
+@click.option("--entity", "entities", multiple=True, help="Only these entities (default: all). Repeatable.")
+@db_option
+def user_transfer(from_user: str, to_user: str, entities: tuple[str, ...], db_url: str) -> None:
+    """Give every record FROM_USER owns to TO_USER (when someone leaves), in one audited
+    transaction."""
+    from packwork.runtime import records
+    from packwork.runtime.catalog import load_catalog
+    from packwork.runtime.permissions import Actor
+    with make_engine(db_url).begin() as conn:
+        ctx = records.Context.start(conn, load_catalog(conn), Actor(None))
+        moved = records.transfer_records(ctx, users.find_user(conn, from_user), users.find_user(conn, to_user),
+                                         entities or None)
+    total = sum(n for name, n in moved.items() if name != "_left")
+    click.echo(f"Moved {total} record(s) from {from_user} to {to_user}"
+               + "".join(f"\n  {name}: {n}" for name, n in moved.items() if name != "_left"))
+
+
 @main.group()
 def team() -> None:
     """Manage teams: a team's records include those of the teams below it."""

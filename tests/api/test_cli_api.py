@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 
 from conftest import TEST_PACKS
+from packwork.runtime.db import make_engine
 from test_cli import packwork
 
 
@@ -83,3 +84,23 @@ def test_teams_and_the_effective_matrix(tmp_path):
     assert "rows also: maker = $me" in foreman
     unknown = packwork("perms", "show", "wizard", "--db", db)
     assert unknown.returncode == 1 and "there is no role 'wizard'" in unknown.stderr
+
+
+def test_transferring_a_leavers_records_from_the_command_line(tmp_path):
+    db = f"sqlite:///{tmp_path / 'leaver.db'}"
+    assert packwork("pack", "install", str(TEST_PACKS / "mini"), "--db", db, "--yes").returncode == 0
+    for name in ("leaver", "heir"):
+        assert packwork("user", "create", name, "--role", "keeper", "--db", db).returncode == 0
+    engine = make_engine(db)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO widget (name, owner_id, created_at, updated_at, version) "
+                             "VALUES ('a', 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1), "
+                             "('b', 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1)")
+    moved = packwork("user", "transfer", "leaver", "heir", "--db", db)
+    assert moved.returncode == 0 and "Moved 2 record(s)" in moved.stdout and "widget: 2" in moved.stdout
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT owner_id, version FROM widget").all() == [(2, 2), (2, 2)]
+        assert conn.exec_driver_sql("SELECT count(*) FROM pw_audit WHERE action = 'transfer'").scalar() == 2
+    engine.dispose()
+    missing = packwork("user", "transfer", "leaver", "ghost", "--db", db)
+    assert missing.returncode == 1 and "no user named 'ghost'" in missing.stderr

@@ -230,3 +230,17 @@ def test_forced_narrowing_applies_when_the_data_fits(engine, pack_copy):
     assert columns(engine, "item")["sku"]["type"].length == 10
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT sku FROM item ORDER BY id")).scalars().all()[:2] == ["S000000", "S000001"]
+
+
+def test_an_upgrade_creates_system_tables_a_newer_packwork_added(engine, pack_copy):
+    """A database made by an older Packwork lacks newer system tables (here: the team tree);
+    the next upgrade plan names them and creates them, with no pack change needed."""
+    mini = pack_copy("mini")
+    install(engine, mini)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE pw_team_path")
+    plan = plan_packs(engine, [mini], "upgrade")
+    assert not plan.empty and "create system table pw_team_path" in plan.render()
+    apply(engine, plan)
+    assert "pw_team_path" in sa.inspect(engine).get_table_names()
+    assert plan_packs(engine, [mini], "upgrade").empty

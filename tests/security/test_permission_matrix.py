@@ -1,7 +1,8 @@
-"""The generated permission matrix: every role of a pack x every entity x every action x a record
-of the actor's own, of their team (a sub-team member's) and of someone else, through the HTTP
-API, on SQLite and PostgreSQL. What each case expects is read straight from the pack's grants
-(not from the code under test), and every refused write is checked to have written nothing.
+"""The generated permission matrix: every role of a pack x every entity x every action (and
+every stage move a grant restricts) x a record of the actor's own, of their team (a sub-team
+member's) and of someone else, through the HTTP API, on SQLite and PostgreSQL. What each case
+expects is read straight from the pack's grants (not from the code under test), and every
+refused write is checked to have written nothing.
 
 Runs for standard_crm and for the custom entities of the `mini` test pack alike."""
 
@@ -149,6 +150,20 @@ def check_write(case: Case, relation: str, action: str) -> None:
         case.expect(f"transfers {relation} (owner after)", row["owner_id"], owner)
 
 
+def check_stage_move(case: Case, relation: str, stage: str) -> None:
+    """Moving into a stage the grant restricts needs the update grant and that stage's grant."""
+    record = case.record(relation)
+    field = case.entity.pipeline.field
+    response = case.client.call("PATCH", f"{case.name}/{record['id']}", json={field: stage},
+                                headers={"If-Match": '"1"'})
+    wanted = _expected_write(case, "update", relation)
+    if wanted == 200 and relation not in COVERS[dict(case.grant.stage_scopes)[stage]]:
+        wanted = 403
+    case.expect(f"moves {relation} to {stage}", response.status_code, wanted)
+    case.expect(f"moves {relation} to {stage} (stage after)", case.world.row(case.name, record["id"])[field],
+                stage if wanted == 200 else record[field])
+
+
 def check_export(case: Case, relation: str) -> None:
     record = case.record(relation)
     response = case.client.call("GET", f"{case.name}/export", query_string={"filter": f"id = {record['id']}"})
@@ -172,6 +187,8 @@ def test_the_api_grants_exactly_what_the_pack_says(world, role, entity):
         check_write(case, relation, "delete")
         check_write(case, relation, "transfer")
         check_export(case, relation)
+        for stage, _ in case.grant.stage_scopes if case.grant else ():
+            check_stage_move(case, relation, stage)
     assert not case.problems, "\n".join(case.problems)
 
 
@@ -183,3 +200,4 @@ def test_the_matrix_covers_every_scope_and_action(pack):
     seen = {(action, _scope(g, action)) for g in metadata.grants for action in ACTIONS}
     missing = {(a, s) for a in ("read", "create", "update", "export") for s in ("own", "team", "all")} - seen
     assert not missing, f"{pack} never grants {sorted(missing)}"
+    assert any(g.stage_scopes for g in metadata.grants), f"{pack} restricts no stage move"

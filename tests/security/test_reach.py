@@ -44,6 +44,22 @@ def test_a_row_rule_adds_records_for_reading_and_writing(people):
                         headers={"If-Match": '"1"'}).status_code == 404
 
 
+def test_filters_and_expand_through_a_reference_stay_in_reach(people):
+    """A maker reads every widget but only their own bins: a filter on a bin's fields matches
+    only bins they may read, and expanding an unreadable bin leaves its id."""
+    world = people
+    hidden_bin = world.create("bin", world.users["stranger"], label_text="Secret shelf")
+    widget = world.create("widget", world.users["stranger"], name="on a secret shelf", bin=hidden_bin["id"])
+    maker = world.clients["maker"]
+    assert maker.listed_ids("widget", filter="bin.label_text = 'Secret shelf'") == []
+    assert world.clients["keeper"].listed_ids("widget", filter="bin.label_text = 'Secret shelf'") == [widget["id"]]
+    expanded = maker.call("GET", f"widget/{widget['id']}", query_string={"expand": "bin"})
+    assert expanded.status_code == 200 and expanded.json["bin"] == hidden_bin["id"]
+    assert "Secret shelf" not in expanded.get_data(as_text=True)
+    refused = maker.call("POST", "widget", json={"name": "mine", "bin": hidden_bin["id"]})
+    assert refused.status_code == 422 and refused.json["errors"] == {"bin": [f"there is no bin {hidden_bin['id']}"]}
+
+
 def test_sharing_with_a_user_then_a_team(people):
     world = people
     owner, reader = world.clients["s_foreman"], world.clients["foreman"]

@@ -8,7 +8,8 @@ How grants combine, for a user holding several roles:
 - a field is hidden only if every role that reads the entity hides it, and read-only only if
   no role that writes the entity may write it;
 - a grant's `stages` map sets the scope for moving a record into that stage, in place of the
-  grant's update scope.
+  grant's update scope; the move also needs the update grant on the record (the record
+  service checks both), so a stage grant narrows, never widens.
 """
 
 from __future__ import annotations

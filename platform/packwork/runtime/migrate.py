@@ -55,10 +55,12 @@ class Plan:
 
     @property
     def empty(self) -> bool:
-        return not self.changes and not self.edits and not self.packs and not self.removed_packs
+        return not self.changes and not self.edits and not self.packs and not self.removed_packs \
+            and not self.missing_system_tables
 
     def render(self) -> str:
-        lines = []
+        lines = [f"  * create system table {name} (a newer Packwork needs it)" for name in self.missing_system_tables
+                 if self.previous is not None]
         for index, change in enumerate(self.changes):
             lines.append(f"  {'*' if change.ddl else '-'} {change.describe()}")
             lines += [f"      {s}" for s in self.statements.get(index, [])]

@@ -12,8 +12,8 @@ from packwork.errors import BadRequest
 from packwork.metadata.filters import Compare, FilterError, parse_filter
 from packwork.metadata.model import Entity
 from packwork.runtime import audit
-from packwork.runtime.listing import MAX_LIMIT, ListQuery, after, decode_cursor, encode_cursor, nulls_largest, order_by, \
-    parse_sort
+from packwork.runtime.listing import MAX_LIMIT, ListQuery, after, decode_cursor, encode_cursor, nulls_largest, \
+    order_by, parse_sort
 from packwork.runtime.query import compile_filter, field_type
 from packwork.runtime.records import core
 from packwork.runtime.records.core import Context, Page, Target
