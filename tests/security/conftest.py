@@ -75,11 +75,13 @@ class World:
         self.clients[username] = Client(self.app, user_id, secret)
         return self.clients[username]
 
-    def sample(self, entity: Entity, owner: int, ctx: Context | None = None) -> dict:
-        """Valid values for every required field; references point at new records of `owner`."""
+    def sample(self, entity: Entity, owner: int, ctx: Context | None = None, *, every_field: bool = False) -> dict:
+        """Valid values for every required field (or every field a rule might want, so stage
+        gates pass); references point at new records of `owner`."""
         values = {}
         for f in entity.fields:
-            if f.required and f.has_column and f.default is None:
+            wanted = f.required and f.default is None or every_field and not f.unique and f.type != "stage"
+            if wanted and f.has_column and not f.read_only and f.type != "computed":
                 values[f.name] = self.value(f, owner, ctx)
         return values | {"owner_id": owner}
 
@@ -96,12 +98,14 @@ class World:
                 "stage": f.choices[0].value if f.choices else None,
                 "multi_choice": [f.choices[0].value] if f.choices else [], "user": owner}[kind]
 
-    def create(self, entity: str, owner: int, ctx: Context | None = None, **values) -> dict:
+    def create(self, entity: str, owner: int, ctx: Context | None = None, *, every_field: bool = False,
+               **values) -> dict:
         """A record created by the platform itself, owned by `owner`."""
         if ctx is None:
             with self.engine.begin() as conn:
-                return self.create(entity, owner, Context.start(conn, load_catalog(conn), PLATFORM), **values)
-        data = self.sample(ctx.catalog.metadata.entities[entity], owner, ctx) | values
+                return self.create(entity, owner, Context.start(conn, load_catalog(conn), PLATFORM),
+                                   every_field=every_field, **values)
+        data = self.sample(ctx.catalog.metadata.entities[entity], owner, ctx, every_field=every_field) | values
         return records.create_record(ctx, entity, data)
 
     def row(self, entity: str, record_id: int) -> dict | None:

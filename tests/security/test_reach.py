@@ -104,7 +104,7 @@ def test_sharing_refuses_bad_recipients(people):
 def test_a_restricted_stage_move_is_refused(people):
     world = people
     maker = world.clients["maker"]
-    record = world.create("widget", world.users["maker"], name="staged", price="1.00")
+    record = world.create("widget", world.users["maker"], name="staged", price="1.00", weight="2.0")
     path = f"widget/{record['id']}"
     refused = maker.call("PATCH", path, json={"phase": "shipped"}, headers={"If-Match": '"1"'})
     assert refused.status_code == 403 and "phase" in refused.json["errors"]

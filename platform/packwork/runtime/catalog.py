@@ -10,7 +10,9 @@ id) and rebuilds only when another process recorded a newer version.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import sqlalchemy as sa
 
@@ -21,6 +23,8 @@ from packwork.metadata.resolver import resolve_sources
 from packwork.runtime import packstore
 from packwork.runtime.tables import build_tables
 from packwork.runtime.values import EntityValues
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,36 +46,32 @@ class Catalog:
     version_id: int
     metadata: Metadata
     tables: dict[str, sa.Table]
-    _values: dict[str, EntityValues] = field(default_factory=dict, repr=False)
-    _statements: dict[str, EntityStatements] = field(default_factory=dict, repr=False)
-    _policies: dict[tuple[frozenset[str], str], EntityPolicy] = field(default_factory=dict, repr=False)
+    _derived: dict[tuple, object] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def entity(self, name: str) -> Entity | None:
         return self.metadata.entities.get(name)
 
-    def values(self, entity: Entity) -> EntityValues:
-        """The entity's value schemas (coercion, validation, JSON output), built on first use."""
-        built = self._values.get(entity.name)
+    def derived(self, key: tuple, build: Callable[[], T]) -> T:
+        """What `build` makes from this metadata version, made once per `key` and kept with it."""
+        built = self._derived.get(key)
         if built is None:
             with self._lock:
-                built = self._values.setdefault(entity.name, EntityValues(entity, self.metadata))
+                built = self._derived.get(key)
+                if built is None:
+                    built = self._derived[key] = build()
         return built
+
+    def values(self, entity: Entity) -> EntityValues:
+        """The entity's value schemas (coercion, validation, JSON output)."""
+        return self.derived(("values", entity.name), lambda: EntityValues(entity, self.metadata))
 
     def statements(self, name: str) -> EntityStatements:
-        built = self._statements.get(name)
-        if built is None:
-            built = self._statements.setdefault(name, _statements(self.tables[name]))
-        return built
-
+        return self.derived(("statements", name), lambda: _statements(self.tables[name]))
 
     def policy(self, roles: frozenset[str], entity: str) -> EntityPolicy:
-        """What a user holding `roles` may do with `entity`, computed once per role set."""
-        key = (roles, entity)
-        built = self._policies.get(key)
-        if built is None:
-            built = self._policies.setdefault(key, entity_policy(self.metadata, roles, entity))
-        return built
+        """What a user holding `roles` may do with `entity`."""
+        return self.derived(("policy", roles, entity), lambda: entity_policy(self.metadata, roles, entity))
 
 
 def load_catalog(conn: sa.Connection) -> Catalog:

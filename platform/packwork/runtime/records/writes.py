@@ -10,9 +10,8 @@ import sqlalchemy as sa
 
 from packwork.errors import BadRequest, Conflict, PermissionDenied, PreconditionRequired, RequestError, \
     ValidationError
-from packwork.metadata.model import Entity
 from packwork.runtime import audit
-from packwork.runtime.records import core
+from packwork.runtime.records import business_rules, core
 from packwork.runtime.records.core import Context, Target
 from packwork.runtime.system import pw_user
 from packwork.runtime.values import same_value
@@ -98,11 +97,13 @@ def _insert(ctx: Context, target: Target, data: object, action: str = "create") 
     if target.entity.record_types and values.get("record_type") is None:
         values["record_type"] = target.entity.record_types[0].name
     _check_links(ctx, target, values, None)
-    run_rules(ctx, target.entity, "create", values, None)
+    values |= business_rules.before_write(ctx, target, values, None)
     system = {"created_at": ctx.now, "updated_at": ctx.now, "created_by": ctx.actor.user_id, "version": 1}
     row = ctx.conn.execute(ctx.catalog.statements(target.entity.name).insert,
                            values | system).mappings().one()
-    changes = {k: [None, target.values.json_value(k, row[k])] for k in values if row[k] is not None}
+    row, set_by_rules = business_rules.after_write(ctx, target, row, None)
+    changes = {k: [None, target.values.json_value(k, row[k])] for k in values.keys() | set_by_rules
+               if row[k] is not None}
     audit.record_change(ctx.conn, target.entity.name, row["id"], "create", ctx.actor.user_id, ctx.now, changes)
     return core.dump(ctx, target, row)
 
@@ -132,7 +133,7 @@ def _update(ctx: Context, target: Target, record_id: int, data: object, version:
         return core.dump(ctx, target, row)
     _require_moves(ctx, target, row, changed)
     _check_links(ctx, target, changed, record_id)
-    run_rules(ctx, target.entity, "update", changed, row)
+    changed |= business_rules.before_write(ctx, target, changed, row)
     return _write_row(ctx, target, row, changed, "update")
 
 
@@ -172,6 +173,9 @@ def _write_row(ctx: Context, target: Target, row: Mapping, changed: dict, action
         .returning(*table.c)).mappings().first()
     if new is None:  # another writer got in between the read and this update
         raise core.stale(ctx, target, core.fetch(ctx, target, row["id"], deleted_too=True))
+    if action == "update":
+        new, set_by_rules = business_rules.after_write(ctx, target, new, row)
+        changed = changed | set_by_rules
     convert = target.values.json_value
     changes = {k: [convert(k, row[k]), convert(k, new[k])] for k in changed}
     audit.record_change(ctx.conn, target.entity.name, row["id"], action, ctx.actor.user_id, ctx.now, changes)
@@ -211,8 +215,3 @@ def _check_unique(ctx: Context, target: Target, values: Mapping, record_id: int 
             errors[name] = [f"{value!r} is already used by {target.entity.name} {clash}"]
     if errors:
         raise Conflict("a unique value is already taken", errors)
-
-
-def run_rules(ctx: Context, entity: Entity, event: str, values: dict, old: Mapping | None) -> None:
-    """The rules hook: validation and trigger rules run here, in the write's transaction.
-    A no-op until the rules engine lands; it may then change `values` or raise ValidationError."""

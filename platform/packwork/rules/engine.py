@@ -1,0 +1,203 @@
+"""When pack rules run, and what their code sees.
+
+The record service calls `check` before a write (stage gates and validations: `error()` refuses
+the write), `compute` for computed fields, and `after_write` after it (triggers: set fields,
+create related records, in the same transaction). Rule code sees the record as `record`
+(attribute access), the previous values as `old`, the user, `now`/`today`, the vetted library,
+and callbacks the record service binds to the acting user (`query`, `create`), so rules reach
+other records only through `runtime.records` with that user's permissions. This module never
+imports `runtime`: the callbacks arrive as plain functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from packwork.metadata.checks import code_line, formula_names
+from packwork.metadata.model import Entity, Field, Metadata, Rule
+from packwork.rules.library import LIBRARY
+from packwork.rules.sandbox import CompiledRule, Record, compile_rule, run_compiled
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    rule: Rule
+    code: CompiledRule
+
+
+@dataclass(frozen=True, slots=True)
+class Formula:
+    """A computed field: blank when a field it reads is blank, unless it says what to do
+    about blanks with `coalesce()` (as spreadsheets and Salesforce treat blank inputs)."""
+
+    field: str
+    code: CompiledRule
+    reads: frozenset[str]
+    handles_blanks: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EntityRules:
+    """One entity's rules, compiled once per metadata version."""
+
+    computed: tuple[Formula, ...] = ()  # in dependency order
+    validations: tuple[Compiled, ...] = ()
+    triggers: tuple[Compiled, ...] = ()
+    gates: Mapping[str, tuple[Compiled, ...]] = field(default_factory=dict)
+    required: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # stage -> fields it needs
+    probabilities: Mapping[str, int] = field(default_factory=dict)
+    stage_field: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not (self.computed or self.validations or self.triggers or self.gates or self.required)
+
+
+@dataclass(frozen=True, slots=True)
+class Env:
+    """Who acts and when, and the record service's callbacks bound to them."""
+
+    user: Mapping  # {"id": ..., "roles": [...]}
+    now: datetime
+    query: Callable[..., list] = lambda *args, **kwargs: []
+    create: Callable[..., dict] | None = None
+
+
+class Refused(Exception):
+    """Rules refused the write: {field: [message, ...]}."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__("; ".join(f"{k}: {', '.join(v)}" for k, v in errors.items()))
+        self.errors = errors
+
+
+def compile_entity(metadata: Metadata, entity: Entity) -> EntityRules:
+    rules = [r for r in metadata.rules if r.entity == entity.name]
+
+    def compiled(rule: Rule) -> Compiled:
+        return Compiled(rule, compile_rule(rule.code, name=rule.name, file=rule.origin.file,
+                                           first_line=code_line(rule.origin, 1)))
+
+    gates: dict[str, list[Compiled]] = {}
+    for rule in rules:
+        if rule.kind == "stage_gate":
+            gates.setdefault(rule.stage, []).append(compiled(rule))
+    pipeline = entity.pipeline
+    return EntityRules(
+        computed=tuple(_formula(entity, f) for f in computed_order(entity)),
+        validations=tuple(compiled(r) for r in rules if r.kind == "validation"),
+        triggers=tuple(compiled(r) for r in rules if r.kind == "trigger"),
+        gates={stage: tuple(found) for stage, found in gates.items()},
+        required={s.name: s.required_fields for s in pipeline.stages if s.required_fields} if pipeline else {},
+        probabilities={s.name: s.probability for s in pipeline.stages} if pipeline else {},
+        stage_field=pipeline.field if pipeline else None)
+
+
+def _formula(entity: Entity, computed: Field) -> Formula:
+    reads, functions = formula_names(computed.formula)
+    code = compile_rule(computed.formula, name=f"{entity.name}.{computed.name}", file=computed.origin.file,
+                        first_line=computed.origin.line_of(("formula",)), mode="eval")
+    return Formula(computed.name, code, frozenset(reads), "coalesce" in functions)
+
+
+def computed_order(entity: Entity) -> list[Field]:
+    """Computed fields, each after the computed fields its formula reads (cycles are refused
+    when the pack loads, so this always finishes)."""
+    pending = {f.name: f for f in entity.fields if f.type == "computed" and f.formula}
+    ordered, placed = [], set()
+    while pending:
+        for name, f in list(pending.items()):
+            if not (formula_names(f.formula)[0] & (set(pending) - {name})):
+                ordered.append(f)
+                placed.add(name)
+                del pending[name]
+    return ordered
+
+
+def compute(rules: EntityRules, record: Mapping, env: Env) -> dict:
+    """The computed fields' values for `record` (which they may read, in dependency order)."""
+    values = dict(record)
+    results = {}
+    for formula in rules.computed:
+        blank = not formula.handles_blanks and any(values.get(name) is None for name in formula.reads)
+        results[formula.field] = values[formula.field] = None if blank else \
+            run_compiled(formula.code, _visible(formula.code, env, {k: (lambda v=v: v) for k, v in values.items()}))[
+                "result"]
+    return results
+
+
+def check(rules: EntityRules, record: Mapping, old: Mapping | None, env: Env) -> None:
+    """Stage gates (when the record enters a stage) then validations; Refused if any fail."""
+    errors: dict[str, list[str]] = {}
+    entering = _entering(rules, record, old)
+    if entering is not None:
+        for name in rules.required.get(entering, ()):
+            if record.get(name) in (None, "", []):
+                errors.setdefault(name, []).append(f"is required to enter stage {entering!r}")
+        for compiled in rules.gates.get(entering, ()):
+            _run(rules, compiled, record, old, env, errors)
+    for compiled in rules.validations:
+        _run(rules, compiled, record, old, env, errors)
+    if errors:
+        raise Refused(errors)
+
+
+def after_write(rules: EntityRules, record: Mapping, old: Mapping | None, env: Env) -> dict:
+    """Run the triggers the write fires; returns the fields they changed on the record."""
+    events = {"create"} if old is None else {"update"}
+    if _entering(rules, record, old) is not None:
+        events.add("stage_change")
+    current, changed = dict(record), {}
+    for compiled in rules.triggers:
+        if events & set(compiled.rule.events):
+            errors: dict[str, list[str]] = {}
+            after = _run(rules, compiled, current, old, env, errors)
+            if errors:
+                raise Refused(errors)
+            for key, value in after.items():
+                if current.get(key) != value:
+                    current[key] = changed[key] = value
+    return changed
+
+
+def _entering(rules: EntityRules, record: Mapping, old: Mapping | None) -> str | None:
+    if rules.stage_field is None:
+        return None
+    stage = record.get(rules.stage_field)
+    if stage is None or (old is not None and old.get(rules.stage_field) == stage):
+        return None
+    return stage
+
+
+def _run(rules: EntityRules, compiled: Compiled, record: Mapping, old: Mapping | None, env: Env,
+         errors: dict[str, list[str]]) -> dict:
+    """Run one rule; messages passed to `error()` land in `errors`. Returns the record's
+    values as the rule left them."""
+    def error(field_name: str, message: str) -> None:
+        errors.setdefault(str(field_name), []).append(str(message))
+
+    subject = Record(dict(record))  # the sandbox copies what the rule changed back into it
+    offered = {"record": lambda: subject, "old": lambda: Record(dict(old)) if old is not None else None,
+               "error": lambda: error, "stage_probability": lambda: rules.probabilities.get,
+               "query": lambda: env.query, "create": lambda: env.create}
+    names = _visible(compiled.code, env, offered)
+    run_compiled(compiled.code, names, time_limit_ms=compiled.rule.time_limit_ms or 50)
+    return subject.as_dict()
+
+
+def _visible(code: CompiledRule, env: Env, offered: Mapping[str, Callable[[], object]]) -> dict:
+    """The names `code` reads, and only those: every value handed to rule code is checked
+    and copied on each run, so what it does not read is not offered."""
+    clock = {"user": lambda: dict(env.user), "now": lambda: lambda: env.now,
+             "today": lambda: lambda: env.now.date()}
+    names = {}
+    for name in code.loaded:
+        make = offered.get(name) or clock.get(name)
+        if make is not None:
+            value = make()
+            if value is not None or name not in ("create", "query"):
+                names[name] = value
+        elif name in LIBRARY:
+            names[name] = LIBRARY[name]
+    return names

@@ -1,0 +1,233 @@
+"""The one door to rule code: compile once, run many times.
+
+    rule = compile_rule(code, name="count_not_negative", file="rules.yaml", first_line=6)
+    namespace = run_compiled(rule, {"record": Record(values), "error": report})
+
+Where code runs. Straight-line code (no loops, def, lambda or comprehensions, no `matches`, at
+most policy.IN_PROCESS_NODES syntax nodes) runs in the caller's thread: its cost is bounded by
+its size and the guards' limits, so it needs no timer and costs little more than `exec`.
+Anything else runs in a pool worker process (pool.py) under `time_limit_ms` of wall-clock
+time and kernel limits on memory and CPU.
+
+What `names` may hold. Plain data (None, bool, int, float, str, Decimal, date, datetime, and
+lists, tuples and dicts of them), Records, and functions. A function is either a member of
+the vetted library (`library.LIBRARY`; a worker uses its own copy) or a *callback*: rule code
+calls it as usual, but it runs in the caller's process, directly or, from a worker, over the
+worker's socket (the worker sends the name and arguments, this process calls the function and
+sends the result back). A callback takes and returns plain data only and may be called at most
+meter.MAX_CALLS times a run. Rule code cannot catch an exception a callback raises: the run
+stops and the caller gets that exception unchanged.
+
+What a run returns. `names`, plus every name the code bound to plain data; other values
+(functions it defined, sets, iterators) stay inside. Rule code works on copies of the data in
+`names`, so it never changes the caller's lists or dicts, with one deliberate exception: when a
+run succeeds, the values of each Record given in `names` (its copy, however the code reached
+it) are copied back into the caller's Record, which the namespace then holds. Mode "eval"
+returns {"result": value}.
+
+Errors. RuleError and its kinds (errors.py), with the rule's name, file and pack-file line.
+"""
+
+from __future__ import annotations
+
+import functools
+import marshal
+from dataclasses import dataclass, field
+from types import CodeType
+
+from packwork.rules import guards, meter as meters, pool, runner
+from packwork.rules.errors import (RuleError, RuleLimit, RuleRuntimeError, RuleSyntaxError, RuleTimeout,
+                                   RuleViolation, Stop)
+from packwork.rules.library import BUILTINS, LIBRARY
+from packwork.rules.plain import SCALARS, copy_plain
+from packwork.rules.policy import SLOW_FUNCTIONS, compile_code
+from packwork.rules.record import Record
+
+__all__ = ["CompiledRule", "Record", "RuleError", "RuleLimit", "RuleRuntimeError", "RuleSyntaxError",
+           "RuleTimeout", "RuleViolation", "compile_rule", "run", "run_compiled"]
+
+MAX_TIME_LIMIT_MS = 60_000
+# by id: a caller's callable need not be hashable, and the library's functions live forever
+_LIBRARY_NAMES = {id(function): name for name, function in LIBRARY.items()}
+_SLOW = frozenset(id(LIBRARY[name]) for name in SLOW_FUNCTIONS)
+_LIBRARY_IDS = frozenset(_LIBRARY_NAMES) - _SLOW  # slow ones are looked at more closely
+_SMALL = frozenset({bool, float, type(None)})  # plain, and too small to count against MAX_OUTPUT
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CompiledRule:
+    """Rule code compiled and checked once; cache it with the metadata version."""
+
+    source: str
+    name: str | None
+    file: str | None
+    first_line: int
+    mode: str
+    in_process: bool
+    bound: frozenset[str] = field(repr=False)   # names the code may bind
+    loaded: frozenset[str] = field(repr=False)  # names it reads
+    code: CodeType = field(repr=False)
+    marshalled: bytes = field(repr=False)  # what a pool worker is sent
+
+
+def compile_rule(source: str, *, name: str | None = None, file: str | None = None,
+                 first_line: int = 1, mode: str = "exec") -> CompiledRule:
+    """Compile and check rule code; `first_line` is the pack-file line of its first line."""
+    try:
+        checked = compile_code(source, mode=mode, first_line=first_line)
+    except RuleError as error:
+        raise error.located(rule=name, file=file, line=None) from None
+    return CompiledRule(source, name, file, first_line, mode, checked.in_process, checked.bound,
+                        checked.loaded, checked.code, marshal.dumps(checked.code))
+
+
+def run_compiled(rule: CompiledRule, names: dict, *, time_limit_ms: int = 50) -> dict:
+    """Run a compiled rule with `names` visible; the namespace afterwards (see the module's
+    docstring), or {"result": value} for mode "eval". `time_limit_ms` bounds code that runs in
+    the pool; straight-line code needs none."""
+    try:
+        if rule.in_process:
+            namespace = _run_here(rule, names)
+            if namespace is not None:
+                return namespace
+        output = _run_in_pool(rule, names, time_limit_ms)
+    except RuleError as error:
+        raise error.located(rule=rule.name, file=rule.file, line=None) from None
+    return output if rule.mode == "eval" else {**names, **output}
+
+
+def run(source: str, names: dict, *, time_limit_ms: int = 50) -> dict:
+    """Execute rule statements with `names` visible; see run_compiled."""
+    return run_compiled(_compiled(source), names, time_limit_ms=time_limit_ms)
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(source: str) -> CompiledRule:
+    return compile_rule(source)
+
+
+def _run_here(rule: CompiledRule, names: dict) -> dict | None:
+    """Run in this thread; None if the code must run in the pool after all, because it was
+    given a slow library function. Every simple rule takes this path, so it is runner.execute
+    written out, and the common case (`names` holds only scalars and library functions, the
+    code binds small values) costs no more than the checks themselves."""
+    if not names.keys() <= _accepted_names:
+        _accept_names(names)
+    env, special, copies = dict(names), [], ()
+    for given in names.values():
+        if type(given) not in SCALARS and id(given) not in _LIBRARY_IDS:
+            special = _prepare(rule, env)
+            if special is None:
+                return None
+            copies = [(key, env[key]) for key in special if type(env[key]) is Record]
+            break
+    env["__builtins__"] = BUILTINS
+    meter = meters.start(runner.IN_PROCESS_WORK)
+    try:
+        value = exec(rule.code, env) if rule.mode == "exec" else eval(rule.code, env)
+        if meter.stopped is not None:
+            raise Stop(meter.stopped)
+    except BaseException as exc:
+        raise runner.failure(exc)
+    if rule.mode == "eval":
+        return runner.result(value)
+    del env["__builtins__"]
+    unchecked = special
+    for key in rule.bound:  # (a loop: a comprehension is a function call in CPython 3.11)
+        if type(env.get(key)) not in _SMALL:
+            unchecked = unchecked + [key]
+    if unchecked:
+        runner.keep_plain(env, unchecked, names)
+    for key, copy in copies:
+        _write_back(names[key], copy._values)
+        if env.get(key) is copy:
+            env[key] = names[key]
+    return env
+
+
+def _prepare(rule: CompiledRule, env: dict) -> list[str] | None:
+    """Replace, in `env`, each value that is neither a scalar nor a library function by what
+    rule code gets instead: a copy of data, a wrapped callback. The names replaced, or None if
+    the code reads one bound to a slow library function (then it must run in the pool)."""
+    special = []
+    for key, value in env.items():
+        if id(value) in _SLOW:
+            if key in rule.loaded:
+                return None
+        elif type(value) not in SCALARS and id(value) not in _LIBRARY_IDS:
+            special.append(key)
+    for key in special:
+        env[key] = _inside(key, env[key])
+    return special
+
+
+def _inside(key: str, value):
+    """What rule code gets for a value in `names` that is neither a scalar nor a library
+    function: a copy of data, a wrapped callback."""
+    if type(value) is not Record and callable(value):
+        return _callback(key, value)
+    _check_plain(key, value)
+    return copy_plain(value)
+
+
+def _callback(name: str, function):
+    def call(*args, **kwargs):
+        guards.count_call(name, args, kwargs)
+        meter = meters.suspend()
+        try:
+            result = function(*copy_plain(args), **copy_plain(kwargs))
+        except BaseException as exc:  # not the rule's to catch: the run stops, the caller gets it
+            meters.resume(meter)
+            raise meters.stop(exc) from None
+        meters.resume(meter)
+        try:
+            return copy_plain(runner.checked(result, f"the value {name}() returned"))
+        except RuleError as error:
+            raise meters.stop(error) from None
+    call.__name__ = name
+    return call
+
+
+def _run_in_pool(rule: CompiledRule, names: dict, time_limit_ms: int) -> dict:
+    if not 0 < time_limit_ms <= MAX_TIME_LIMIT_MS:
+        raise ValueError(f"time_limit_ms must be from 1 to {MAX_TIME_LIMIT_MS}")
+    _accept_names(names)
+    data, callbacks, library = {}, {}, {}
+    for key, value in names.items():
+        if type(value) is not Record and callable(value):
+            if id(value) in _LIBRARY_NAMES:
+                library[key] = _LIBRARY_NAMES[id(value)]
+            else:
+                callbacks[key] = value
+        else:
+            _check_plain(key, value)
+            data[key] = copy_plain(value)
+    request = (rule.marshalled, rule.mode, data, tuple(callbacks), library)
+    output, records = pool.get_pool().run(request, callbacks, time_limit_ms / 1000)
+    for key, values in records.items():
+        if type(names.get(key)) is Record and type(values) is dict:
+            _write_back(names[key], values)
+    return output
+
+
+_accepted_names: set[str] = set()  # checked once; bounded by the names callers use
+
+
+def _accept_names(names: dict) -> None:
+    # `__builtins__` or a guard's name would replace the sandbox's own; an exception's name
+    # could make an `except` clause raise (policy.py)
+    for key in names:
+        if type(key) is not str or key[:1] == "_" or key in guards.CATCHABLE or not key.isidentifier():
+            raise RuleViolation(f"{key!r} cannot be given to rule code: names must be identifiers, "
+                                "not starting with '_', not an exception's name")
+    if len(_accepted_names) < 10_000:
+        _accepted_names.update(names)
+
+
+def _check_plain(key: str, value) -> None:
+    runner.checked(value, f"{key!r} (a {type(value).__name__})")
+
+
+def _write_back(original: Record, values: dict) -> None:
+    fields = original._values
+    fields.update((name, value) for name, value in values.items() if name in fields)

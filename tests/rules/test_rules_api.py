@@ -1,0 +1,149 @@
+"""Pack rules end to end through the API, on SQLite and PostgreSQL: validation, computed fields,
+triggers, stage gates, the `query` and `create` callbacks, and a broken rule reported with its
+file and line. The standard CRM's opportunity rules and the custom `mini` pack's widget rules
+run through the same engine."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from api.conftest import install, signed_in
+from conftest import PACKS, TEST_PACKS, fresh_database
+from packwork.web.app import create_app
+from packwork.web.services import services
+
+
+class Client:
+    def __init__(self, app, secret: str):
+        self.client, self.headers = app.test_client(), {"Authorization": f"Bearer {secret}"}
+
+    def post(self, path: str, body: dict):
+        return self.client.post(f"/api/v1/{path}", json=body, headers=self.headers)
+
+    def patch(self, path: str, body: dict, version: int):
+        return self.client.patch(f"/api/v1/{path}", json=body, headers=self.headers | {"If-Match": f'"{version}"'})
+
+    def get(self, path: str):
+        return self.client.get(f"/api/v1/{path}", headers=self.headers)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def served(request, tmp_path_factory):
+    """Both packs' worlds on one database: {pack: client}."""
+    kind = request.param
+    clients, engines = {}, []
+    for pack, folder, role in (("standard_crm", PACKS / "standard_crm", "system_admin"),
+                               ("mini", TEST_PACKS / "mini", "keeper")):
+        context = fresh_database(kind, tmp_path_factory.mktemp(f"{kind}-{pack}"), request)
+        url = context.__enter__()
+        request.addfinalizer(lambda c=context: c.__exit__(None, None, None))
+        engine = install(url, folder)
+        app = create_app(url)
+        clients[pack] = Client(app, signed_in(engine, "ruler", [role]))
+        engines += [engine, services(app).engine]
+    yield clients
+    for engine in engines:
+        engine.dispose()
+
+
+def test_a_validation_rule_refuses_with_the_field_and_its_message(served):
+    widgets = served["mini"]
+    refused = widgets.post("widget", {"name": "minus", "count": -1})
+    assert refused.status_code == 422
+    assert refused.json["errors"] == {"count": ["must not be negative"]}
+    made = widgets.post("widget", {"name": "plus", "count": 2})
+    assert made.status_code == 201
+    again = widgets.patch(f"widget/{made.json['id']}", {"count": -5}, made.json["version"])
+    assert again.status_code == 422 and again.json["errors"] == {"count": ["must not be negative"]}
+
+
+def test_a_stored_computed_field_follows_its_inputs(served):
+    widgets = served["mini"]
+    made = widgets.post("widget", {"name": "priced", "count": 3, "price": "9.99"})
+    assert made.status_code == 201 and made.json["total"] == "29.97"
+    changed = widgets.patch(f"widget/{made.json['id']}", {"count": 4}, made.json["version"])
+    assert changed.status_code == 200 and changed.json["total"] == "39.96"
+
+
+def test_a_validation_can_query_other_records_with_the_users_permissions(served):
+    widgets = served["mini"]
+    small = widgets.post("bin", {"label_text": "Small box"}).json["id"]
+    big = widgets.post("bin", {"label_text": "Crate"}).json["id"]
+    for n in range(2):
+        assert widgets.post("widget", {"name": f"in small {n}", "bin": small}).status_code == 201
+    full = widgets.post("widget", {"name": "one too many", "bin": small})
+    assert full.status_code == 422 and full.json["errors"] == {"bin": ["is full: a small bin holds 2 widgets"]}
+    for n in range(3):
+        assert widgets.post("widget", {"name": f"in crate {n}", "bin": big}).status_code == 201
+
+
+def test_triggers_set_fields_and_create_related_records_in_the_same_write(served):
+    widgets = served["mini"]
+    made = widgets.post("bin", {"label_text": "Loose"})
+    assert made.status_code == 201 and made.json["location"] == "unsorted" and made.json["version"] == 1
+    kit = widgets.post("widget", {"name": "Camping", "code": "KIT"})
+    assert kit.status_code == 201 and kit.json["bin"] is not None
+    created = widgets.get(f"bin/{kit.json['bin']}").json
+    assert created["label_text"] == "Kit for Camping" and created["location"] == "unsorted"
+    history = widgets.get(f"widget/{kit.json['id']}/history").json["data"]
+    assert len(history) == 1 and history[0]["changes"]["bin"] == [None, kit.json["bin"]]
+
+
+def test_stage_gates_and_required_fields_guard_a_stage(served):
+    widgets = served["mini"]
+    made = widgets.post("widget", {"name": "to ship"}).json
+    needs_price = widgets.patch(f"widget/{made['id']}", {"phase": "ready"}, made["version"])
+    assert needs_price.status_code == 422
+    assert needs_price.json["errors"] == {"price": ["is required to enter stage 'ready'"]}
+    refused = widgets.patch(f"widget/{made['id']}", {"phase": "shipped"}, made["version"])
+    assert refused.status_code == 422 and refused.json["errors"] == {"weight": ["weigh it before shipping"]}
+    shipped = widgets.patch(f"widget/{made['id']}", {"phase": "shipped", "weight": "1.5"}, made["version"])
+    assert shipped.status_code == 200 and shipped.json["phase"] == "shipped"
+
+
+def test_the_standard_crm_opportunity_rules(served):
+    crm = served["standard_crm"]
+    account = crm.post("account", {"name": "Rules Inc"}).json["id"]
+    stages = [s["name"] for s in crm.get("meta/opportunity").json["pipeline"]["stages"]]
+    opportunity = crm.post("opportunity", {"name": "Big deal", "account": account, "stage": stages[0]})
+    assert opportunity.status_code == 201, opportunity.json
+    first = crm.get("meta/opportunity").json["pipeline"]["stages"][0]["probability"]
+    assert Decimal(opportunity.json["probability"]) == first  # a trigger on create
+    negative = crm.patch(f"opportunity/{opportunity.json['id']}", {"amount": "-1"}, 1)
+    assert negative.status_code == 422 and negative.json["errors"] == {"amount": ["must not be negative"]}
+    gate = crm.patch(f"opportunity/{opportunity.json['id']}", {"stage": "won"}, 1)
+    assert gate.status_code == 422 and gate.json["errors"] == {"amount": ["a won opportunity needs an amount"]}
+    won = crm.patch(f"opportunity/{opportunity.json['id']}", {"stage": "won", "amount": "1000"}, 1)
+    assert won.status_code == 200, won.json
+    assert Decimal(won.json["probability"]) == 100 and Decimal(won.json["expected_revenue"]) == 1000
+    assert crm.post("lead", {"full_name": "Rated", "rating": 9}).json["errors"] == {
+        "rating": ["must be between 1 and 5"]}
+
+
+def test_a_broken_rule_is_a_422_naming_its_file_and_line(request, tmp_path, pack_copy):
+    """A rule that divides by zero refuses the write with where it is, and nothing is saved."""
+    pack = pack_copy("mini")
+    text = (pack / "entities.yaml").read_text()
+    text = text.replace("      if record.count is not None and record.count < 0:",
+                        "      ratio = 1 / (record.count - record.count)\n"
+                        "      if record.count is not None and record.count < 0:")
+    (pack / "entities.yaml").write_text(text)
+    line = next(n for n, t in enumerate(text.splitlines(), 1) if "ratio = 1 /" in t)
+    for kind in ("sqlite", "postgresql"):
+        (tmp_path / kind).mkdir()
+        with fresh_database(kind, tmp_path / kind, request) as url:
+            engine = install(url, pack)
+            app = create_app(url)
+            client = Client(app, signed_in(engine, "ruler", ["keeper"]))
+            broken = client.post("widget", {"name": "boom", "count": 1})
+            assert broken.status_code == 422, broken.json
+            assert broken.json["code"].startswith("RULE-E") and broken.json["title"] == "A business rule failed"
+            assert broken.json["errors"]["_rules"][0].startswith(f"mini/entities.yaml:{line}: count_not_negative:")
+            assert "ZeroDivisionError" in broken.json["detail"]
+            with engine.connect() as conn:
+                assert conn.execute(sa.text("SELECT count(*) FROM widget")).scalar() == 0
+            services(app).engine.dispose()
+            engine.dispose()
