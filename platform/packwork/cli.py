@@ -280,6 +280,33 @@ def token_list(db_url: str) -> None:
             click.echo(f"#{row.id}  {row.username}  {row.name}  created {row.created_at:%Y-%m-%d}  {state}")
 
 
+@main.group()
+def jobs() -> None:
+    """Run scheduled rules."""
+
+
+@jobs.command("run")
+@db_option
+@click.option("--once", is_flag=True, help="Run what is due now, then stop.")
+@click.option("--sleep", "pause", default=60, show_default=True, type=click.IntRange(1, 3600),
+              help="Seconds between looks for due rules.")
+def jobs_run(db_url: str, once: bool, pause: int) -> None:
+    """The worker: run every scheduled rule that is due, again and again (or --once)."""
+    import time
+    from packwork.runtime import jobs as scheduled
+    engine = make_engine(db_url)
+    while True:
+        for report in scheduled.run_due(engine):
+            state = f"failed: {report.error}" if report.error else "done"
+            click.echo(f"{report.rule}: {state}; {report.visited} visited, {report.changed} changed, "
+                       f"{report.refused} refused")
+            for message in report.messages:
+                click.echo(f"  refused {message}")
+        if once:
+            return
+        time.sleep(pause)
+
+
 @main.command()
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True)

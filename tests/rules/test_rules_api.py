@@ -1,10 +1,11 @@
 """Pack rules end to end through the API, on SQLite and PostgreSQL: validation, computed fields,
-triggers, stage gates, the `query` and `create` callbacks, and a broken rule reported with its
-file and line. The standard CRM's opportunity rules and the custom `mini` pack's widget rules
+triggers, stage gates, scheduled rules, the `query` and `create` callbacks, and a broken rule
+reported with its file and line. The standard CRM's opportunity rules and the custom `mini` pack's widget rules
 run through the same engine."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -12,13 +13,15 @@ import sqlalchemy as sa
 
 from api.conftest import install, signed_in
 from conftest import PACKS, TEST_PACKS, fresh_database
+from packwork.runtime import jobs
 from packwork.web.app import create_app
 from packwork.web.services import services
 
 
 class Client:
-    def __init__(self, app, secret: str):
+    def __init__(self, app, secret: str, engine: sa.Engine | None = None):
         self.client, self.headers = app.test_client(), {"Authorization": f"Bearer {secret}"}
+        self.engine = engine
 
     def post(self, path: str, body: dict):
         return self.client.post(f"/api/v1/{path}", json=body, headers=self.headers)
@@ -42,7 +45,7 @@ def served(request, tmp_path_factory):
         request.addfinalizer(lambda c=context: c.__exit__(None, None, None))
         engine = install(url, folder)
         app = create_app(url)
-        clients[pack] = Client(app, signed_in(engine, "ruler", [role]))
+        clients[pack] = Client(app, signed_in(engine, "ruler", [role]), engine)
         engines += [engine, services(app).engine]
     yield clients
     for engine in engines:
@@ -121,6 +124,33 @@ def test_the_standard_crm_opportunity_rules(served):
     assert Decimal(won.json["probability"]) == 100 and Decimal(won.json["expected_revenue"]) == 1000
     assert crm.post("lead", {"full_name": "Rated", "rating": 9}).json["errors"] == {
         "rating": ["must be between 1 and 5"]}
+
+
+def test_scheduled_rules_run_by_the_worker(served):
+    """The standard CRM's stale_leads rule and a custom one, run by `jobs.run_due` as the
+    worker does: changes go through the record service (audited, validated), a refused record
+    is counted and left alone, and a rule is not run again before its interval."""
+    crm, widgets = served["standard_crm"], served["mini"]
+    month_ago = (datetime.now(timezone.utc) - timedelta(days=60)).isoformat()
+    stale = crm.post("lead", {"full_name": "Stale", "status": "working", "last_contacted_at": month_ago}).json
+    fresh = crm.post("lead", {"full_name": "Fresh", "status": "working"}).json
+    idle = widgets.post("widget", {"name": "idle", "active": False, "count": 5}).json
+    stubborn = widgets.post("widget", {"name": "stubborn", "active": False, "count": 5}).json
+    busy = widgets.post("widget", {"name": "busy", "active": True, "count": 5}).json
+
+    reports = {r.rule: r for client in (crm, widgets) for r in jobs.run_due(client.engine)}
+    assert reports["stale_leads"].changed == 1 and reports["stale_leads"].error is None
+    assert crm.get(f"lead/{stale['id']}").json["status"] == "new"
+    assert crm.get(f"lead/{fresh['id']}").json["status"] == "working"
+    entry = crm.get(f"lead/{stale['id']}/history").json["data"][0]
+    assert entry["changes"] == {"status": ["working", "new"]} and entry["actor_id"] is None
+    widget_run = reports["idle_widgets_count_nothing"]
+    assert (widget_run.visited, widget_run.changed, widget_run.refused) == (2, 1, 1)
+    assert "must not be negative" in widget_run.messages[0]
+    assert [widgets.get(f"widget/{w['id']}").json["count"] for w in (idle, stubborn, busy)] == [0, 5, 5]
+    assert all(not jobs.run_due(client.engine) for client in (crm, widgets))  # daily: not due again
+    later = datetime.now(timezone.utc) + timedelta(days=1, minutes=1)
+    assert [r.rule for r in jobs.run_due(widgets.engine, later)] == ["idle_widgets_count_nothing"]
 
 
 def test_a_broken_rule_is_a_422_naming_its_file_and_line(request, tmp_path, pack_copy):

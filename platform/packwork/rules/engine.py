@@ -44,6 +44,7 @@ class EntityRules:
     computed: tuple[Formula, ...] = ()  # in dependency order
     validations: tuple[Compiled, ...] = ()
     triggers: tuple[Compiled, ...] = ()
+    scheduled: tuple[Compiled, ...] = ()
     gates: Mapping[str, tuple[Compiled, ...]] = field(default_factory=dict)
     required: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # stage -> fields it needs
     probabilities: Mapping[str, int] = field(default_factory=dict)
@@ -88,6 +89,7 @@ def compile_entity(metadata: Metadata, entity: Entity) -> EntityRules:
         computed=tuple(_formula(entity, f) for f in computed_order(entity)),
         validations=tuple(compiled(r) for r in rules if r.kind == "validation"),
         triggers=tuple(compiled(r) for r in rules if r.kind == "trigger"),
+        scheduled=tuple(compiled(r) for r in rules if r.kind == "scheduled"),
         gates={stage: tuple(found) for stage, found in gates.items()},
         required={s.name: s.required_fields for s in pipeline.stages if s.required_fields} if pipeline else {},
         probabilities={s.name: s.probability for s in pipeline.stages} if pipeline else {},
@@ -159,6 +161,16 @@ def after_write(rules: EntityRules, record: Mapping, old: Mapping | None, env: E
                 if current.get(key) != value:
                     current[key] = changed[key] = value
     return changed
+
+
+def run_scheduled(rules: EntityRules, compiled: Compiled, record: Mapping, env: Env) -> dict:
+    """One scheduled rule on one record; returns the fields it changed (Refused if it called
+    `error()`: the record is left as it was)."""
+    errors: dict[str, list[str]] = {}
+    after = _run(rules, compiled, record, None, env, errors)
+    if errors:
+        raise Refused(errors)
+    return {k: v for k, v in after.items() if record.get(k) != v}
 
 
 def _entering(rules: EntityRules, record: Mapping, old: Mapping | None) -> str | None:

@@ -26,6 +26,13 @@ def record_changes(conn: sa.Connection, entity: str, record_ids: list[int], acti
                             "at": at, "changes": changes} for record_id in record_ids])
 
 
+def record_each(conn: sa.Connection, entity: str, action: str, actor_id: int | None, at: datetime,
+                entries: list[tuple[int, dict[str, list]]]) -> None:
+    """One entry per (record id, changes), as one multi-row insert."""
+    conn.execute(_INSERT, [{"entity": entity, "record_id": record_id, "action": action, "actor_id": actor_id,
+                            "at": at, "changes": changes} for record_id, changes in entries])
+
+
 def history(conn: sa.Connection, entity: str, record_id: int, limit: int = 200) -> list[dict]:
     """The newest `limit` entries for one record, newest first."""
     query = (sa.select(pw_audit.c.id, pw_audit.c.action, pw_audit.c.at, pw_audit.c.changes,

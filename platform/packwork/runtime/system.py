@@ -100,6 +100,18 @@ pw_token = sa.Table(
     sa.Column("revoked_at", sa.DateTime(timezone=True)),
 )
 
+# The last run of each scheduled rule (the jobs worker decides from it what is due).
+pw_job_run = sa.Table(
+    "pw_job_run", system_metadata,
+    sa.Column("rule", sa.String(80), primary_key=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("visited", sa.Integer, nullable=False, default=0),
+    sa.Column("changed", sa.Integer, nullable=False, default=0),
+    sa.Column("refused", sa.Integer, nullable=False, default=0),
+    sa.Column("error", sa.Text),
+)
+
 pw_audit = sa.Table(
     "pw_audit", system_metadata,
     sa.Column("id", ID, primary_key=True),

@@ -11,8 +11,10 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from packwork.errors import RequestError, ValidationError
+from packwork.metadata.model import Entity
 from packwork.rules import engine
 from packwork.rules.sandbox import RuleError
+from packwork.runtime.catalog import Catalog
 from packwork.runtime.listing import ListQuery
 from packwork.runtime.records.core import Context, Target
 from packwork.runtime.records.reads import list_records
@@ -33,8 +35,12 @@ class RuleFailed(RequestError):
 
 
 def rules_of(ctx: Context, target: Target) -> engine.EntityRules:
-    return ctx.catalog.derived(("rules", target.entity.name),
-                               lambda: engine.compile_entity(ctx.catalog.metadata, target.entity))
+    return rules_of_entity(ctx.catalog, target.entity)
+
+
+def rules_of_entity(catalog: Catalog, entity: Entity) -> engine.EntityRules:
+    """The entity's rules compiled, once per metadata version."""
+    return catalog.derived(("rules", entity.name), lambda: engine.compile_entity(catalog.metadata, entity))
 
 
 def before_write(ctx: Context, target: Target, values: dict, old: Mapping | None) -> dict:
@@ -64,7 +70,7 @@ def after_write(ctx: Context, target: Target, row: Mapping, old: Mapping | None)
                                           _env(ctx))
         if not set_by_rules:
             return row, {}
-        values = target.values.load(set_by_rules, creating=False)  # the types a field demands
+        values = _loaded(target, set_by_rules)
         values |= {k: v for k, v in engine.compute(rules, record | values, _env(ctx)).items()
                    if target.entity.field(k).has_column}
     changed = {k: v for k, v in values.items() if not same_value(row[k], v)}
@@ -74,6 +80,21 @@ def after_write(ctx: Context, target: Target, row: Mapping, old: Mapping | None)
     new = ctx.conn.execute(table.update().where(table.c.id == row["id"]).values(**changed)
                            .returning(*table.c)).mappings().one()
     return new, changed
+
+
+def run_scheduled(ctx: Context, target: Target, rule: engine.Compiled, row: Mapping) -> dict:
+    """One scheduled rule on one stored record: the changes it makes, as input values for
+    `update_record` (ValidationError if it called `error()`, RuleFailed if it broke)."""
+    with _verdicts():
+        changed = engine.run_scheduled(rules_of(ctx, target), rule, _record(target, {}, row), _env(ctx))
+    return {k: target.values.json_value(k, v) for k, v in changed.items()}
+
+
+def _loaded(target: Target, set_by_rules: Mapping) -> dict:
+    """Values a rule set, checked and coerced like any input (a rule writes Python values:
+    they go through their JSON form, as a client's would)."""
+    return target.values.load({k: target.values.json_value(k, v) for k, v in set_by_rules.items()},
+                              creating=False)
 
 
 def _record(target: Target, values: Mapping, old: Mapping | None) -> dict:
