@@ -30,6 +30,16 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until_up(base: str) -> None:
+    """Until the server at `base` (…/api/v1) answers, for at most 10 s."""
+    for _ in range(100):
+        try:
+            _get(base + "/openapi.json")
+            return
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.1)
+
+
 def test_user_token_serve_and_revoke(tmp_path):
     db = f"sqlite:///{tmp_path / 'cli.db'}"
     assert packwork("pack", "install", str(TEST_PACKS / "mini"), "--db", db, "--yes").returncode == 0
@@ -46,12 +56,7 @@ def test_user_token_serve_and_revoke(tmp_path):
                                "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         base = f"http://127.0.0.1:{port}/api/v1"
-        for _ in range(100):
-            try:
-                _get(base + "/openapi.json")
-                break
-            except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.1)
+        wait_until_up(base)
         assert _get(base + "/widget", secret)[0] == 200
         assert packwork("token", "revoke", "1", "--db", db).returncode == 0
         status, problem = _get(base + "/widget", secret)

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 
 from conftest import TEST_PACKS
-from api.test_cli_api import _free_port, _get
+from api.test_cli_api import _free_port, _get, wait_until_up
 from test_cli import packwork
 
 
@@ -38,12 +38,7 @@ def test_ten_endless_rules_do_not_block_other_requests(tmp_path):
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}/api/v1"
     try:
-        for _ in range(100):
-            try:
-                _get(base + "/openapi.json")
-                break
-            except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.1)
+        wait_until_up(base)
         answers: list[tuple[int, dict]] = []
         loops = [threading.Thread(target=lambda: answers.append(
             _post(base + "/bin", token, {"label_text": "loop forever"}))) for _ in range(10)]
