@@ -65,6 +65,21 @@ class ValidationError(RequestError):
     title = "Invalid values"
 
 
+class RuleFailed(RequestError):
+    """A pack rule broke (not a refusal by `error()`): the pack's fault, answered 422 with the
+    rule's own code and where it is, so the write is refused and nothing is lost."""
+
+    status = 422
+    code = "RULE-E000"
+    title = "A business rule failed"
+
+    @classmethod
+    def of(cls, error: Exception) -> "RuleFailed":
+        failed = cls(str(error), {"_rules": [str(error)]})
+        failed.code = getattr(error, "code", cls.code)
+        return failed
+
+
 class Unauthorized(RequestError):
     status = 401
     code = "REQ-E401"

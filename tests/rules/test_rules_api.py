@@ -126,6 +126,24 @@ def test_the_standard_crm_opportunity_rules(served):
         "rating": ["must be between 1 and 5"]}
 
 
+def test_a_computed_field_not_stored_is_evaluated_when_read(served):
+    """opportunity.days_to_close = days_between(today(), close_date) has no column: every read
+    (one record, a list, an export) evaluates it; it cannot be sorted on."""
+    crm = served["standard_crm"]
+    account = crm.post("account", {"name": "Soon Ltd"}).json["id"]
+    close = (datetime.now(timezone.utc).date() + timedelta(days=10)).isoformat()
+    dated = crm.post("opportunity", {"name": "Dated", "account": account, "close_date": close}).json
+    undated = crm.post("opportunity", {"name": "Undated", "account": account}).json
+    assert dated["days_to_close"] == 10 and undated["days_to_close"] is None
+    assert crm.get(f"opportunity/{dated['id']}").json["days_to_close"] == 10
+    listed = crm.get(f"opportunity?filter=id%20%3D%20{dated['id']}&fields=name,days_to_close").json["data"]
+    assert listed == [{"id": dated["id"], "version": 1, "name": "Dated", "days_to_close": 10}]
+    exported = crm.get(f"opportunity/export?filter=id%20%3D%20{dated['id']}").get_data(as_text=True)
+    header, row = exported.splitlines()
+    assert dict(zip(header.split(","), row.split(",")))["days_to_close"] == "10"
+    assert crm.get("opportunity?sort=days_to_close").status_code == 400
+
+
 def test_scheduled_rules_run_by_the_worker(served):
     """The standard CRM's stale_leads rule and a custom one, run by `jobs.run_due` as the
     worker does: changes go through the record service (audited, validated), a refused record

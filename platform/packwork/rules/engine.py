@@ -117,11 +117,14 @@ def computed_order(entity: Entity) -> list[Field]:
     return ordered
 
 
-def compute(rules: EntityRules, record: Mapping, env: Env) -> dict:
-    """The computed fields' values for `record` (which they may read, in dependency order)."""
+def compute(rules: EntityRules, record: Mapping, env: Env, only: frozenset[str] | None = None) -> dict:
+    """The computed fields' values for `record` (which they may read, in dependency order);
+    with `only`, just those (the others are taken from `record`)."""
     values = dict(record)
     results = {}
     for formula in rules.computed:
+        if only is not None and formula.field not in only:
+            continue
         blank = not formula.handles_blanks and any(values.get(name) is None for name in formula.reads)
         results[formula.field] = values[formula.field] = None if blank else \
             run_compiled(formula.code, _visible(formula.code, env, {k: (lambda v=v: v) for k, v in values.items()}))[

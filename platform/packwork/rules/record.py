@@ -14,15 +14,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 
+_CHECKED_NAMES: set[frozenset] = set()  # sets of field names already found valid
+
+
 class Record:
     __slots__ = ("_values",)
 
     def __init__(self, values: Mapping[str, object] | None = None, /, **fields: object):
         values = {**(values or {}), **fields}
-        bad = [name for name in values if not isinstance(name, str) or not name.isidentifier()
-               or name.startswith("_")]
-        if bad:
-            raise ValueError(f"record field names must be identifiers without a leading underscore: {bad}")
+        names = frozenset(values)
+        if names not in _CHECKED_NAMES:  # an entity's records all share one set of names
+            bad = [name for name in values if not isinstance(name, str) or not name.isidentifier()
+                   or name.startswith("_")]
+            if bad:
+                raise ValueError(f"record field names must be identifiers without a leading underscore: {bad}")
+            if len(_CHECKED_NAMES) < 1_000:
+                _CHECKED_NAMES.add(names)
         object.__setattr__(self, "_values", values)
 
     def __getattr__(self, name: str) -> object:

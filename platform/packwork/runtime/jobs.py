@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
-from packwork.errors import RequestError, ValidationError
+from packwork.errors import RequestError, RuleFailed, ValidationError
 from packwork.metadata.filters import parse_filter
 from packwork.metadata.model import Rule
 from packwork.runtime import records
@@ -74,7 +74,7 @@ def run_rule(engine: sa.Engine, catalog: Catalog, rule: Rule, now: datetime, bat
     _started(engine, rule.name, now)
     entity = catalog.metadata.entities[rule.entity]
     table = catalog.tables[entity.name]
-    compiled = next(c for c in business_rules.rules_of_entity(catalog, entity).scheduled if c.rule.name == rule.name)
+    compiled = next(c for c in core.rules_of_entity(catalog, entity).scheduled if c.rule.name == rule.name)
     context = FilterContext(catalog.metadata, catalog.tables, None, now.date(), now)
     selected = [table.c.deleted_at.is_(None)]
     if rule.filter:
@@ -104,7 +104,7 @@ def run_rule(engine: sa.Engine, catalog: Catalog, rule: Rule, now: datetime, bat
                     _refused(report, target, record_id, exc)
                 report.changed += len(batch_changes) - len(refused)
                 last_id = rows[-1]["id"]
-    except business_rules.RuleFailed as exc:
+    except RuleFailed as exc:
         report.error = exc.detail
     _finished(engine, report, now)
     return report

@@ -31,6 +31,7 @@ CURRENCY = r"^[A-Z]{3}$"
 class OutputColumn:
     key: str
     convert: Callable[[object], object]
+    stored: bool = True  # False: a computed field evaluated when read, not a column
 
 
 def _storable_text(value: str) -> bool:
@@ -133,6 +134,7 @@ class EntityValues:
         self.unique = tuple(name for name, f in self.writable.items() if f.unique)
         self.output = tuple(_output_columns(entity, self.fields))
         self.output_keys = frozenset(c.key for c in self.output)
+        self.computed_on_read = frozenset(c.key for c in self.output if not c.stored)
         self._convert = {c.key: c.convert for c in self.output}
 
     def refuse_unwritable(self, data: Mapping) -> None:
@@ -213,9 +215,9 @@ class EntityValues:
 
     def dump_rows(self, rows: list[Mapping], only: frozenset[str] | None = None) -> list[dict[str, object]]:
         """Many rows at once: the columns to convert are chosen once, not per row."""
-        plain = [c.key for c in self.output if (only is None or c.key in only) and c.convert is _same]
-        converted = [(c.key, c.convert) for c in self.output
-                     if (only is None or c.key in only) and c.convert is not _same]
+        wanted = [c for c in self.output if c.stored and (only is None or c.key in only)]
+        plain = [c.key for c in wanted if c.convert is _same]
+        converted = [(c.key, c.convert) for c in wanted if c.convert is not _same]
         result = []
         for row in rows:
             item = {key: row[key] for key in plain}
@@ -278,9 +280,11 @@ def _output_columns(entity: Entity, visible: Mapping[str, Field]):
     for name in SYSTEM_OUTPUT:
         yield OutputColumn(name, system.get(name, _same))
     for field in visible.values():
-        if not field.has_column:
-            continue  # evaluated by the rules engine; there is no column to read
         kind = field.value_type
+        if not field.has_column:
+            if field.type == "computed" and field.formula:
+                yield OutputColumn(field.name, _CONVERT.get(kind, _same), stored=False)
+            continue
         yield OutputColumn(field.name, _CONVERT.get(kind, _same))
         if kind == "money":
             yield OutputColumn(f"{field.name}_currency", _same)

@@ -75,7 +75,7 @@ SYSTEM_READ = {
 def _read_schema(entity: Entity, values: EntityValues) -> dict:
     properties = dict(SYSTEM_READ)
     for field in values.fields.values():
-        if not field.has_column:
+        if not field.has_column and field.name not in values.computed_on_read:
             continue
         properties[field.name] = _field_schema(field, reading=True)
         if field.value_type == "money":

@@ -10,13 +10,11 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from packwork.errors import RequestError, ValidationError
-from packwork.metadata.model import Entity
+from packwork.errors import RuleFailed, ValidationError
 from packwork.rules import engine
 from packwork.rules.sandbox import RuleError
-from packwork.runtime.catalog import Catalog
 from packwork.runtime.listing import ListQuery
-from packwork.runtime.records.core import Context, Target
+from packwork.runtime.records.core import Context, Target, rules_of_entity
 from packwork.runtime.records.reads import list_records
 from packwork.runtime.values import same_value
 
@@ -25,22 +23,8 @@ MAX_DEPTH = 4  # records created by triggers that create records...
 _depth: ContextVar[int] = ContextVar("rule_depth", default=0)
 
 
-class RuleFailed(RequestError):
-    """A rule broke (not a refusal by `error()`): the pack's fault, answered 422 with the rule's
-    own code and where it is, so the write is refused and nothing is lost."""
-
-    status = 422
-    code = "RULE-E000"
-    title = "A business rule failed"
-
-
 def rules_of(ctx: Context, target: Target) -> engine.EntityRules:
     return rules_of_entity(ctx.catalog, target.entity)
-
-
-def rules_of_entity(catalog: Catalog, entity: Entity) -> engine.EntityRules:
-    """The entity's rules compiled, once per metadata version."""
-    return catalog.derived(("rules", entity.name), lambda: engine.compile_entity(catalog.metadata, entity))
 
 
 def before_write(ctx: Context, target: Target, values: dict, old: Mapping | None) -> dict:
@@ -130,6 +114,4 @@ def _verdicts() -> Iterator[None]:
     except engine.Refused as refused:
         raise ValidationError("a rule refused the write", refused.errors) from None
     except RuleError as exc:
-        failed = RuleFailed(str(exc), {"_rules": [str(exc)]})
-        failed.code = exc.code
-        raise failed from None
+        raise RuleFailed.of(exc) from None

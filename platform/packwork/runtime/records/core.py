@@ -10,8 +10,10 @@ from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
-from packwork.errors import Conflict, NotFound, PermissionDenied
+from packwork.errors import Conflict, NotFound, PermissionDenied, RuleFailed
 from packwork.metadata.model import Entity
+from packwork.rules import engine
+from packwork.rules.sandbox import RuleError
 from packwork.runtime.catalog import Catalog
 from packwork.runtime.permissions import Access, Actor
 from packwork.runtime.query import FilterContext
@@ -108,8 +110,30 @@ def within(ctx: Context, target: Target, row: Mapping, predicate: sa.ColumnEleme
 
 
 def dump(ctx: Context, target: Target, row: Mapping) -> dict:
-    hidden = hidden_keys(ctx, target)
-    return target.values.dump(row, None if not hidden else target.values.output_keys - hidden)
+    shown = target.values.output_keys - hidden_keys(ctx, target)
+    data = [target.values.dump(row, shown)]
+    with_computed(ctx, target, [row], data, shown)
+    return data[0]
+
+
+def rules_of_entity(catalog: Catalog, entity: Entity) -> engine.EntityRules:
+    """The entity's rules compiled, once per metadata version."""
+    return catalog.derived(("rules", entity.name), lambda: engine.compile_entity(catalog.metadata, entity))
+
+
+def with_computed(ctx: Context, target: Target, rows: list[Mapping], data: list[dict], shown: frozenset[str]) -> None:
+    """Fill in the computed fields that are evaluated when read (not stored), from each row."""
+    wanted = target.values.computed_on_read & shown
+    if not wanted:
+        return
+    rules = rules_of_entity(ctx.catalog, target.entity)
+    env = engine.Env({"id": ctx.actor.user_id, "roles": sorted(ctx.actor.roles)}, ctx.now)
+    try:
+        for row, item in zip(rows, data):
+            values = engine.compute(rules, dict(row), env, only=target.values.computed_on_read)
+            item.update({k: target.values.json_value(k, v) for k, v in values.items() if k in wanted})
+    except RuleError as exc:
+        raise RuleFailed.of(exc) from None
 
 
 def scope(ctx: Context, target: Target, action: str = "read") -> list[sa.ColumnElement]:

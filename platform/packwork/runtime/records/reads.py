@@ -30,11 +30,13 @@ def list_records(ctx: Context, name: str, query: ListQuery = ListQuery(), action
     where = [table.c.deleted_at.is_(None), *core.scope(ctx, target), *_filters(ctx, target, query)]
     if action != "read":
         where += core.scope(ctx, target, action)
-    kinds = {key: kind for key in target.values.output_keys if key not in hidden
+    on_read = target.values.computed_on_read
+    kinds = {key: kind for key in target.values.output_keys - on_read if key not in hidden
              and (kind := field_type(target.entity, key)) is not None}
     keys = parse_sort(query.sort, target.entity, kinds)
     shown = _sparse(target, query.fields, hidden)
-    columns = [table.c[k] for k in sorted(shown | {k.column for k in keys})]
+    read = shown - on_read if not shown & on_read else target.values.output_keys - on_read  # formulas' inputs
+    columns = [table.c[k] for k in sorted(read | {k.column for k in keys})]
     select = sa.select(*columns).where(*where)
     if query.after:
         select = select.where(after(table, keys, decode_cursor(query.after, keys),
@@ -43,6 +45,7 @@ def list_records(ctx: Context, name: str, query: ListQuery = ListQuery(), action
     more = len(rows) > query.limit
     rows = rows[:query.limit]
     data = target.values.dump_rows(rows, shown)
+    core.with_computed(ctx, target, rows, data, shown)
     _expand(ctx, target, data, query.expand, hidden)
     count = ctx.conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar() \
         if query.count else None
