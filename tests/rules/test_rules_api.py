@@ -171,6 +171,22 @@ def test_scheduled_rules_run_by_the_worker(served):
     assert [r.rule for r in jobs.run_due(widgets.engine, later)] == ["idle_widgets_count_nothing"]
 
 
+def test_a_scheduled_run_that_meets_a_database_error_is_recorded(tmp_path):
+    """The worker survives a database error in one rule's run and records it."""
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    engine = install(url, TEST_PACKS / "mini")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO widget (name, active, count, created_at, updated_at, version) "
+                             "VALUES ('idle', 0, 3, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1)")
+        conn.exec_driver_sql("DROP TABLE pw_audit")  # the run's writes will fail
+    [report] = jobs.run_due(engine)
+    assert report.error.startswith("database error:") and "pw_audit" in report.error
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count FROM widget").scalar() == 3
+        assert conn.exec_driver_sql("SELECT error FROM pw_job_run").scalar() == report.error
+    engine.dispose()
+
+
 def test_a_broken_rule_is_a_422_naming_its_file_and_line(request, tmp_path, pack_copy):
     """A rule that divides by zero refuses the write with where it is, and nothing is saved."""
     pack = pack_copy("mini")

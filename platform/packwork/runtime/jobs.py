@@ -3,8 +3,8 @@ selects, in batches of records, each batch in its own transaction.
 
 A scheduled rule acts as the platform (no user's permissions narrow it), and every change it
 makes goes through the record service, so validations, triggers and the audit trail apply.
-A record whose change a validation refuses is counted and skipped; a rule that breaks stops its
-run, and the error is kept in `pw_job_run` for `packwork jobs status`. `packwork jobs run` is
+A record whose change a validation refuses is counted and skipped; a rule that breaks (or meets
+a database error) stops its run, and the error is kept in `pw_job_run`. `packwork jobs run` is
 the worker: it runs what is due, then sleeps."""
 
 from __future__ import annotations
@@ -106,6 +106,8 @@ def run_rule(engine: sa.Engine, catalog: Catalog, rule: Rule, now: datetime, bat
                 last_id = rows[-1]["id"]
     except RuleFailed as exc:
         report.error = exc.detail
+    except sa.exc.SQLAlchemyError as exc:  # the worker goes on to the next rule; the run says why
+        report.error = f"database error: {str(exc).splitlines()[0]}"
     _finished(engine, report, now)
     return report
 
