@@ -5,9 +5,10 @@
     start from a database holding only Packwork's system tables.
 (b) upgrade: adding one nullable field to a table of N rows (default 1,000,000): Packwork's apply
     alone, and plan + apply, against the raw `ALTER TABLE ... ADD COLUMN` the plan issues, each
-    on an identical fresh copy of the table. Median of 3. Target: within 2x of the raw ALTER.
+    on an identical fresh copy of the table. Median of 5 (--repeats). Target: within 2x of the
+    raw ALTER.
 
-    python bench/migrations.py [--rows N] [--db sqlite|postgresql|both]
+    python bench/migrations.py [--rows N] [--db sqlite|postgresql|both] [--repeats N]
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from packwork.runtime.system import system_metadata
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("PACKWORK_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REPEATS = 5
 ITEM_PACK = """name: bench
 version: 1.0.0
 entities:
@@ -65,8 +65,8 @@ class Databases:
 
     def drop_all(self) -> None:
         engine = sa.create_engine(PG_URL)
-        with engine.begin() as conn:
-            for name in self.schemas:
+        for name in self.schemas:  # one transaction each: all at once runs out of lock slots
+            with engine.begin() as conn:
                 conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
         engine.dispose()
 
@@ -96,10 +96,10 @@ def all_statements(plan: Plan) -> list[str]:
     return [s for index in sorted(plan.statements) for s in plan.statements[index]]
 
 
-def bench_install(dbs: Databases) -> dict[str, float]:
+def bench_install(dbs: Databases, repeats: int) -> dict[str, float]:
     """Both sides start from a database holding only the system tables (which the DDL references)."""
     packwork_times, raw_times = [], []
-    for _ in range(REPEATS):
+    for _ in range(repeats):
         with engine_for(dbs.fresh()) as engine:
             system_metadata.create_all(engine)
             packwork_times.append(timed(lambda: apply(engine, plan_packs(engine, [ROOT / "packs/standard_crm"],
@@ -147,7 +147,7 @@ class ItemTables:
         return url
 
 
-def bench_add_field(dbs: Databases, rows: int) -> dict[str, object]:
+def bench_add_field(dbs: Databases, rows: int, repeats: int) -> dict[str, object]:
     """Every measure starts from an identical table of `rows` rows that has already had one
     field added by Packwork (untimed). "warm" then times a second upgrade on that engine, as a
     running server applies an administrator's change; "cold" times it on a new engine, as the
@@ -157,7 +157,7 @@ def bench_add_field(dbs: Databases, rows: int) -> dict[str, object]:
     tables = ItemTables(dbs, pack, rows)
     times: dict[str, list[float]] = {"cold": [], "warm": [], "warm plan+apply": [], "raw": []}
     statements: list[str] = []
-    for _ in range(REPEATS):
+    for _ in range(repeats):
         for measure in times:
             url = tables.fresh()
             pack.joinpath("pack.yaml").write_text(ITEM_PACK + WARM_UP_FIELD)
@@ -189,15 +189,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
-    print(f"rows={args.rows:,} repeats={REPEATS} (median)")
+    print(f"rows={args.rows:,} repeats={args.repeats} (median)")
     for kind in kinds:
         with tempfile.TemporaryDirectory() as folder:
             dbs = Databases(kind, Path(folder))
             try:
-                install = bench_install(dbs)
-                added = bench_add_field(dbs, args.rows)
+                install = bench_install(dbs, args.repeats)
+                added = bench_add_field(dbs, args.rows, args.repeats)
             finally:
                 if kind == "postgresql":
                     dbs.drop_all()

@@ -4,6 +4,7 @@ refusals, orphans and purge, atomic failure."""
 from __future__ import annotations
 
 import hashlib
+import threading
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
@@ -210,13 +211,86 @@ def test_failed_apply_leaves_the_old_state(engine, pack_copy):
         assert packstore.installed_packs(conn) == {"stock": "1.0.0"}
 
 
+def recorded_state(engine):
+    with engine.connect() as conn:
+        version, packs = packstore.current_version(conn), packstore.installed_packs(conn)
+    return version.id, version.version, packs, sorted(columns(engine, "item"))
+
+
 def test_stale_plan_is_refused(engine, pack_copy):
+    """Its DDL fails first (the tables exist): refused all the same, not a database error."""
     stock = pack_copy("stock")
     plan_a = plan_packs(engine, [stock], "install")
     plan_b = plan_packs(engine, [stock], "install")
     apply(engine, plan_a)
-    with pytest.raises(PlanOutdated):
+    before = recorded_state(engine)
+    with pytest.raises(PlanOutdated, match="plan again"):
         apply(engine, plan_b)
+    assert recorded_state(engine) == before
+
+
+def two_plans_from_one_version(engine, stock):
+    """Two upgrades planned against the same installed version: A adds a field to `item`,
+    B adds an entity, so B's DDL does not wait for A's lock on `item`."""
+    install(engine, stock)
+    original = (stock / "pack.yaml").read_text(encoding="utf-8")
+    plans = []
+    for version, addition in (("1.1.0", "      colour: {type: text}"),
+                              ("1.2.0", "  shelf:\n    label: Shelf\n    fields:\n      code: {type: text}")):
+        edit(stock / "pack.yaml", "version: 1.0.0", f"version: {version}")
+        edit(stock / "pack.yaml", "      received_on: {type: date}", "      received_on: {type: date}\n" + addition)
+        plans.append(plan_packs(engine, [stock], "upgrade"))
+        (stock / "pack.yaml").write_text(original, encoding="utf-8")
+    return plans
+
+
+def test_stale_plan_whose_ddl_runs_is_refused_and_changes_nothing(engine, pack_copy):
+    """B's DDL succeeds; recording its version finds the plan stale, and the whole
+    transaction, its CREATE TABLE included, rolls back."""
+    plan_a, plan_b = two_plans_from_one_version(engine, pack_copy("stock"))
+    apply(engine, plan_a)
+    before = recorded_state(engine)
+    with pytest.raises(PlanOutdated, match="plan again"):
+        apply(engine, plan_b)
+    assert recorded_state(engine) == before
+    assert "colour" in before[3] and before[2] == {"stock": "1.1.0"}
+    assert "shelf" not in sa.inspect(engine).get_table_names()
+
+
+def test_concurrent_applies_are_serialised_and_the_later_is_refused(engine, pack_copy):
+    """A is held just before it records its version (its DDL done, its transaction open);
+    B, started then, waits for A, and once A commits is refused: never both."""
+    plan_a, plan_b = two_plans_from_one_version(engine, pack_copy("stock"))
+    holding, release = threading.Event(), threading.Event()
+
+    def hold(step, total, text):
+        if step == total:
+            holding.set()
+            release.wait(10)
+
+    outcome = {}
+
+    def run(name, plan, progress=None):
+        try:
+            apply(engine, plan, progress)
+            outcome[name] = "applied"
+        except PlanOutdated:
+            outcome[name] = "refused"
+
+    a = threading.Thread(target=run, args=("a", plan_a, hold))
+    a.start()
+    assert holding.wait(10)
+    b = threading.Thread(target=run, args=("b", plan_b))
+    b.start()
+    b.join(0.5)
+    assert b.is_alive() and not outcome, "B must wait while A applies"
+    release.set()
+    a.join(15)
+    b.join(15)
+    assert outcome == {"a": "applied", "b": "refused"}
+    _, _, packs, names = recorded_state(engine)
+    assert packs == {"stock": "1.1.0"} and "colour" in names
+    assert "shelf" not in sa.inspect(engine).get_table_names()
 
 
 def test_forced_narrowing_applies_when_the_data_fits(engine, pack_copy):

@@ -1,17 +1,19 @@
-"""Plan, then apply. A plan lists every change and the exact DDL it will run; apply runs that
-same DDL through Alembic's operations in one transaction and records the new metadata version,
-so a database is always at an old version or a new one, never between."""
+"""Plan, then apply. A plan lists every change and the exact DDL it will run, rendered by
+Alembic's operations; apply runs those very statements in one transaction and records the new
+metadata version, so a database is always at an old version or a new one, never between."""
 
 from __future__ import annotations
 
-import io
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from types import MappingProxyType
 
 import sqlalchemy as sa
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy.dialects import postgresql, sqlite
 
 from packwork.errors import MigrationRefused, PackworkError
 from packwork.metadata import diff as d
@@ -19,12 +21,12 @@ from packwork.metadata.diff import diff_documents, diff_schema
 from packwork.metadata.loader import PackSource
 from packwork.metadata.model import Metadata
 from packwork.metadata.physical import (
-    ColumnSpec, Schema, constraint_name, physical_schema, with_orphans,
+    ColumnSpec, Schema, constraint_name, physical_schema, schema_to_json, with_orphans,
 )
 from packwork.metadata.resolver import canonical
 from packwork.runtime import packstore
 from packwork.runtime.tables import ON_DELETE, build_tables, column_type, make_column, make_table
-from packwork.runtime.system import system_metadata
+from packwork.runtime.system import pw_meta_version, pw_pack, system_metadata
 
 Progress = Callable[[int, int, str], None]
 
@@ -135,7 +137,8 @@ def _without_orphans(schema: Schema | None) -> Schema:
 # -- turning changes into DDL --------------------------------------------------------------
 
 class _Emitter:
-    """Runs each change through Alembic operations, offline (to render) or online (to apply)."""
+    """Renders each change through Alembic operations in offline mode: the statements a plan
+    shows and `apply` runs."""
 
     def __init__(self, op: Operations, plan: Plan):
         self.op, self.plan, self.sqlite = op, plan, plan.dialect == "sqlite"
@@ -238,55 +241,153 @@ class _Emitter:
     _AdoptColumn = _AdoptTable = _OrphanColumn = _OrphanTable = _metadata_only
 
 
-def _offline_operations(dialect: str, buffer: io.StringIO) -> Operations:
+class _Statements:
+    """Alembic's offline output buffer: Alembic writes each statement with one `write`, so
+    statements are kept apart without splitting text on ';'. Whitespace is folded onto one
+    line (the DDL holds no string literals)."""
+
+    def __init__(self) -> None:
+        self.taken: list[str] = []
+
+    def write(self, text: str) -> None:
+        if text.strip():
+            self.taken.append(" ".join(text.split()))
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> list[str]:
+        taken, self.taken = self.taken, []
+        return taken
+
+
+def _offline_operations(dialect: str, buffer: _Statements) -> Operations:
     context = MigrationContext.configure(
         dialect_name=dialect, opts={"as_sql": True, "output_buffer": buffer, "literal_binds": True})
     return Operations(context)
 
 
 def render_statements(plan: Plan) -> dict[int, list[str]]:
-    """The exact DDL of each change, rendered by the same code that applies it."""
-    buffer = io.StringIO()
+    """The exact DDL of each change, as `apply` runs it; the foreign keys between new tables
+    come last, under the index after the last change."""
+    buffer = _Statements()
     emitter = _Emitter(_offline_operations(plan.dialect, buffer), plan)
     statements: dict[int, list[str]] = {}
     for index, change in enumerate(plan.changes):
-        buffer.seek(0)
-        buffer.truncate()
         emitter.emit(change)
-        statements[index] = _split(buffer.getvalue())
-    buffer.seek(0)
-    buffer.truncate()
+        statements[index] = buffer.take()
     emitter.foreign_keys_of_new_tables(plan.changes)
-    if buffer.getvalue().strip():
-        statements[len(plan.changes)] = _split(buffer.getvalue())
+    if foreign_keys := buffer.take():
+        statements[len(plan.changes)] = foreign_keys
     return statements
-
-
-def _split(sql: str) -> list[str]:
-    return [" ".join(s.split()) + ";" for s in sql.split(";") if s.strip()]
 
 
 # -- applying -------------------------------------------------------------------------------
 
+# Applies are serialised by this transaction-scoped lock on PostgreSQL; on SQLite the engine's
+# BEGIN IMMEDIATE takes the database's write lock, which does the same.
+_APPLY_LOCK = "SELECT pg_advisory_xact_lock(7716001)"
+_STALE = "the metadata changed since this plan was made; plan again"
+
+
 def apply(engine: sa.Engine, plan: Plan, progress: Progress | None = None, summary: str = "") -> None:
-    """Run the plan in one transaction and record the new version; refuse a stale plan."""
-    progress = progress or (lambda step, total, text: None)
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7716001)")
-        if plan.missing_system_tables:  # checked when planning, so applying costs no catalog query
-            tables = [system_metadata.tables[name] for name in plan.missing_system_tables]
-            system_metadata.create_all(conn, tables=tables, checkfirst=True)
-        if packstore.current_hash(conn) != plan.previous:
-            raise PlanOutdated("the metadata changed since this plan was made; plan again")
-        emitter = _Emitter(Operations(MigrationContext.configure(connection=conn)), plan)
-        total = len(plan.changes) + 1
-        for step, change in enumerate(plan.changes, start=1):
-            progress(step, total, change.describe())
-            emitter.emit(change)
-        progress(total, total, "record metadata version")
-        emitter.foreign_keys_of_new_tables(plan.changes)
-        packstore.record(conn, plan, summary or _summary(plan))
+    """Run the plan in one transaction and record the new version; refuse a stale plan.
+
+    The plan is stale when the newest recorded version is no longer the one it was made
+    against. The statement that records the new version checks that, after the DDL and under
+    the lock, and writes nothing if so; then the whole transaction rolls back. A stale plan
+    whose DDL fails first (the column it adds already exists) is refused the same way."""
+    try:
+        with engine.begin() as conn:
+            _apply(conn, plan, progress or (lambda step, total, text: None), summary or _summary(plan))
+    except sa.exc.DBAPIError as error:
+        if _stale(engine, plan, error):
+            raise PlanOutdated(_STALE) from error
+        raise
+
+
+def _apply(conn: sa.Connection, plan: Plan, progress: Progress, summary: str) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(_APPLY_LOCK)
+    if plan.missing_system_tables:  # checked when planning, so applying costs no catalog query
+        tables = [system_metadata.tables[name] for name in plan.missing_system_tables]
+        system_metadata.create_all(conn, tables=tables, checkfirst=True)
+    total = len(plan.changes) + 1
+    for step, change in enumerate(plan.changes, start=1):
+        progress(step, total, change.describe())
+        for statement in plan.statements.get(step - 1, ()):
+            conn.exec_driver_sql(statement)
+    progress(total, total, "record metadata version")
+    for statement in plan.statements.get(len(plan.changes), ()):  # foreign keys of new tables
+        conn.exec_driver_sql(statement)
+    if not _record(conn, plan, summary):
+        raise PlanOutdated(_STALE)
+
+
+def _stale(engine: sa.Engine, plan: Plan, error: sa.exc.DBAPIError) -> bool:
+    """After a failed apply: was the plan stale? If that cannot be read either, the original
+    error is the one to see."""
+    try:
+        with engine.connect() as conn:
+            current = packstore.current_version(conn)
+    except sa.exc.DBAPIError:
+        raise error from None
+    return (current.version if current else None) != plan.previous
+
+
+# -- recording the new version ----------------------------------------------------------------
+
+_PACK_COLUMNS = ("name", "version", "depends", "files", "checksum", "installed_at", "updated_at")
+_VERSION_COLUMNS = ("version", "packs", "document", "schema", "summary", "applied_at")
+_DELETE_PACKS = pw_pack.delete().where(pw_pack.c.name.in_(sa.bindparam("names", expanding=True)))
+
+
+@functools.cache
+def _recording(dialect: str, pack_count: int) -> tuple[sa.Insert, ...]:
+    """The statements that record `pack_count` packs and the new version, built once per
+    shape (building a statement costs more than executing it). The version is inserted only
+    if the newest recorded one is still `previous`: that is the stale-plan check. On
+    PostgreSQL each pack is written by a CTE of that same statement: one round trip."""
+    newest = sa.select(pw_meta_version.c.version).order_by(pw_meta_version.c.id.desc()).limit(1)
+    values = sa.select(*(sa.bindparam(c, type_=pw_meta_version.c[c].type) for c in _VERSION_COLUMNS))
+    version = pw_meta_version.insert().from_select(
+        _VERSION_COLUMNS,
+        values.where(newest.scalar_subquery().is_not_distinct_from(
+            sa.bindparam("previous", type_=pw_meta_version.c.version.type)))
+    ).execution_options(preserve_rowcount=True)  # an INSERT's rowcount is kept only if asked
+    packs = [_pack_upsert(dialect, i) for i in range(pack_count)]
+    if dialect == "postgresql":
+        return (version.add_cte(*(pack.cte(f"pack_{i}") for i, pack in enumerate(packs))),)
+    return (*packs, version)  # SQLite has no INSERT inside WITH
+
+
+def _pack_upsert(dialect: str, i: int) -> sa.Insert:
+    """Insert or update pack `i`. One row per statement: SQLAlchemy cannot cache a multi-row
+    VALUES, and compiling a statement each time costs more than a round trip."""
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(pw_pack)
+    upsert = insert.values({c: sa.bindparam(f"{c}_{i}", type_=pw_pack.c[c].type) for c in _PACK_COLUMNS})
+    return upsert.on_conflict_do_update(
+        index_elements=[pw_pack.c.name],
+        set_={c: upsert.excluded[c] for c in _PACK_COLUMNS if c not in ("name", "installed_at")})
+
+
+def _record(conn: sa.Connection, plan: Plan, summary: str) -> bool:
+    """Record the changed packs and the new metadata version; False if the plan is stale."""
+    now = datetime.now(timezone.utc)
+    packs = {p.name: p.version for p in plan.metadata.packs} if plan.metadata else packstore.installed_packs(conn)
+    if plan.removed_packs:
+        conn.execute(_DELETE_PACKS, {"names": list(plan.removed_packs)})
+    params = {"version": plan.metadata.version if plan.metadata else plan.previous, "packs": packs,
+              "document": plan.document or {}, "schema": schema_to_json(plan.schema), "summary": summary,
+              "applied_at": now, "previous": plan.previous}
+    for i, row in enumerate(plan.pack_rows):
+        params |= {f"name_{i}": row.name, f"version_{i}": packs.get(row.name, "?"), f"depends_{i}": row.depends,
+                   f"files_{i}": row.files, f"checksum_{i}": row.checksum, f"installed_at_{i}": now,
+                   f"updated_at_{i}": now}
+    *first, last = _recording(conn.dialect.name, len(plan.pack_rows))
+    for statement in first:
+        conn.execute(statement, params)
+    return conn.execute(last, params).rowcount == 1
 
 
 def _summary(plan: Plan) -> str:

@@ -7,17 +7,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from datetime import datetime
 
 import sqlalchemy as sa
 
 from packwork.metadata.loader import PackSource, SourceFile, manifest_depends
-from packwork.metadata.physical import Schema, schema_from_json, schema_to_json
+from packwork.metadata.physical import Schema, schema_from_json
 from packwork.runtime.system import pw_meta_version, pw_pack
-
-if TYPE_CHECKING:
-    from packwork.runtime.migrate import Plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,31 +87,3 @@ def pack_rows(sources: list[PackSource]) -> list[PackRow]:
     return rows
 
 
-# Built once: `record` and `current_hash` run inside every apply, and building a statement
-# costs more than executing it.
-_UPDATE_PACK = pw_pack.update().where(pw_pack.c.name == sa.bindparam("pack_name"))
-_INSERT_PACK = pw_pack.insert()
-_INSERT_VERSION = pw_meta_version.insert()
-_NEWEST_HASH = sa.select(pw_meta_version.c.version).order_by(pw_meta_version.c.id.desc()).limit(1)
-
-
-def record(conn: sa.Connection, plan: "Plan", summary: str) -> None:
-    now = datetime.now(timezone.utc)
-    packs = {p.name: p.version for p in plan.metadata.packs} if plan.metadata else installed_packs(conn)
-    for name in plan.removed_packs:
-        conn.execute(pw_pack.delete().where(pw_pack.c.name == name))
-    for row in plan.pack_rows:
-        values = {"version": packs.get(row.name, "?"), "depends": row.depends, "files": row.files,
-                  "checksum": row.checksum, "updated_at": now}
-        if conn.execute(_UPDATE_PACK, values | {"pack_name": row.name}).rowcount == 0:
-            conn.execute(_INSERT_PACK, values | {"name": row.name, "installed_at": now})
-    conn.execute(_INSERT_VERSION, {
-        "version": plan.metadata.version if plan.metadata else current_hash(conn),
-        "packs": packs, "document": plan.document or {}, "schema": schema_to_json(plan.schema),
-        "summary": summary, "applied_at": now})
-
-
-def current_hash(conn: sa.Connection) -> str | None:
-    """The newest metadata version's hash, without loading its documents. The system tables must
-    exist (`apply` creates them first)."""
-    return conn.execute(_NEWEST_HASH).scalar()
