@@ -80,6 +80,7 @@ def server(command: list[str], port: int, env: dict | None = None):
         for _ in range(200):
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
+                break
             except urllib.error.HTTPError:
                 break  # it answers (404 is fine)
             except (urllib.error.URLError, ConnectionError):

@@ -46,6 +46,20 @@ def pack_validate(paths: tuple[str, ...]) -> None:
                f"({len(metadata.entities)} entities, metadata version {metadata.version})")
 
 
+@pack.command("test")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(file_okay=False))
+def pack_test(paths: tuple[str, ...]) -> None:
+    """Run the test cases packs declare for their rules (no database needed)."""
+    from packwork.rules.testing import run_pack_tests
+    outcomes = run_pack_tests(_load(paths))
+    for outcome in outcomes:
+        click.echo(outcome.describe())
+    failed = sum(1 for o in outcomes if o.problem is not None)
+    click.echo(f"{len(outcomes) - failed} passed, {failed} failed.")
+    if failed:
+        sys.exit(1)
+
+
 @pack.command("plan")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(file_okay=False))
 @db_option
@@ -109,8 +123,11 @@ def standard_pack_folder() -> Path:
 
 @main.command()
 @click.option("--db", "db_url", default="sqlite:///packwork-demo.db", show_default=True)
-def demo(db_url: str) -> None:
-    """Install (or bring up to date) the standard CRM in a demo database and show it."""
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--serve/--no-serve", default=True, show_default=True, help="Serve the web UI afterwards.")
+def demo(db_url: str, port: int, serve: bool) -> None:
+    """Install (or bring up to date) the standard CRM in a demo database, give every role of it
+    a demo user (passwords printed once), and serve the web UI."""
     engine = make_engine(db_url)
     with engine.connect() as conn:
         installed = packstore.installed_packs(conn)
@@ -119,7 +136,16 @@ def demo(db_url: str) -> None:
     if not plan.empty:
         apply(engine, plan, summary=f"demo {mode}")
     click.echo(f"Standard CRM {'updated' if not plan.empty else 'already up to date'} in {db_url}.")
-    db_status.callback(db_url)
+    with engine.begin() as conn:
+        created = users.ensure_demo_users(conn, _installed_roles(conn))
+    for username, password in created:
+        click.echo(f"  demo user {username}, password {password}")
+    if not created:
+        click.echo("  demo users exist already (`packwork user password NAME` sets a new password)")
+    if serve:
+        from packwork.web.server import run_gunicorn
+        click.echo(f"Serving the CRM at http://127.0.0.1:{port}/ (Ctrl-C stops it).")
+        run_gunicorn(db_url, "127.0.0.1", port, workers=2)
 
 
 @main.group()
@@ -161,13 +187,26 @@ def user() -> None:
 @db_option
 def user_create(username: str, roles: tuple[str, ...], display_name: str | None, team: str | None,
                 db_url: str) -> None:
-    """Create a user (the web UI brings passwords and sign-in)."""
+    """Create a user; sign-in needs a password (`packwork user password USERNAME`)."""
     engine = make_engine(db_url)
     with engine.begin() as conn:
         known = _installed_roles(conn)
         user_id = users.create_user(conn, username, roles, known, display_name, team)
     click.echo(f"Created user {username} (#{user_id}) with roles: {', '.join(sorted(roles)) or 'none'}"
                f"{f', in team {team}' if team else ''}.")
+
+
+@user.command("password")
+@click.argument("username")
+@click.password_option(envvar="PACKWORK_PASSWORD", help="The new password (prompted if not given; or "
+                       "$PACKWORK_PASSWORD).")
+@db_option
+def user_password(username: str, password: str, db_url: str) -> None:
+    """Set USERNAME's password for signing in to the web UI."""
+    from packwork.runtime import sessions
+    with make_engine(db_url).begin() as conn:
+        sessions.set_password(conn, users.find_user(conn, username), password)
+    click.echo(f"Password set for {username}.")
 
 
 @user.command("team")
@@ -285,26 +324,94 @@ def jobs() -> None:
     """Run scheduled rules."""
 
 
+def redis_option(function):
+    function = click.option("--queue", "queue_name", default="packwork", show_default=True,
+                            help="RQ queue name; one per deployment (database).")(function)
+    return click.option("--redis", "redis_url", default=lambda: os.environ.get("PACKWORK_REDIS_URL"),
+                        show_default="$PACKWORK_REDIS_URL",
+                        help="Redis URL: run scheduled rules through an RQ job queue.")(function)
+
+
+def echo_report(report) -> None:
+    state = f"failed: {report.error}" if report.error else "done"
+    click.echo(f"{report.rule}: {state}; {report.visited} visited, {report.changed} changed, "
+               f"{report.refused} refused")
+    for message in report.messages:
+        click.echo(f"  refused {message}")
+
+
+def queue_or_none(redis_url: str | None, queue_name: str):
+    """The RQ queue at `redis_url`, or None (and one line saying why) when Redis does not answer."""
+    if not redis_url:
+        return None
+    from packwork.runtime import jobqueue
+    try:
+        return jobqueue.open_queue(redis_url, queue_name)
+    except jobqueue.Unavailable as exc:
+        click.echo(f"Redis at {_shown_url(redis_url)} does not answer ({exc}); "
+                   "running scheduled rules in this process.", err=True)
+        return None
+
+
+def _shown_url(url: str) -> str:
+    from urllib.parse import urlsplit
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl() if parts.netloc else url
+
+
 @jobs.command("run")
 @db_option
+@redis_option
 @click.option("--once", is_flag=True, help="Run what is due now, then stop.")
 @click.option("--sleep", "pause", default=60, show_default=True, type=click.IntRange(1, 3600),
               help="Seconds between looks for due rules.")
-def jobs_run(db_url: str, once: bool, pause: int) -> None:
-    """The worker: run every scheduled rule that is due, again and again (or --once)."""
+def jobs_run(db_url: str, redis_url: str | None, queue_name: str, once: bool, pause: int) -> None:
+    """The worker: run every scheduled rule that is due, again and again (or --once).
+
+    With a Redis URL that answers, it enqueues the due rules and runs the queued jobs (its own
+    and other hosts'); without one it runs the due rules itself."""
     import time
     from packwork.runtime import jobs as scheduled
     engine = make_engine(db_url)
+    queue = queue_or_none(redis_url, queue_name)
     while True:
-        for report in scheduled.run_due(engine):
-            state = f"failed: {report.error}" if report.error else "done"
-            click.echo(f"{report.rule}: {state}; {report.visited} visited, {report.changed} changed, "
-                       f"{report.refused} refused")
-            for message in report.messages:
-                click.echo(f"  refused {message}")
+        if queue is None:
+            for report in scheduled.run_due(engine):
+                echo_report(report)
+        elif not _queue_round(queue, engine, db_url) and once:
+            sys.exit(1)
         if once:
             return
         time.sleep(pause)
+
+
+def _queue_round(queue, engine, db_url: str) -> bool:
+    """Enqueue what is due, then run what is queued; False (said in one line) if Redis failed."""
+    import redis
+    from packwork.runtime import jobqueue
+    try:
+        jobqueue.enqueue_due(queue, engine, db_url)
+        jobqueue.work(queue, echo_report)
+    except redis.RedisError as exc:
+        click.echo(f"Redis failed: {exc}", err=True)
+        return False
+    return True
+
+
+@jobs.command("enqueue")
+@db_option
+@redis_option
+def jobs_enqueue(db_url: str, redis_url: str | None, queue_name: str) -> None:
+    """Only schedule: put every due rule on the Redis queue for `jobs run` workers."""
+    from packwork.runtime import jobqueue
+    if not redis_url:
+        raise click.UsageError("jobs enqueue needs --redis or $PACKWORK_REDIS_URL.")
+    try:
+        queue = jobqueue.open_queue(redis_url, queue_name)
+    except jobqueue.Unavailable as exc:
+        raise click.ClickException(f"Redis at {_shown_url(redis_url)} does not answer ({exc}).") from exc
+    for rule, is_new in jobqueue.enqueue_due(queue, make_engine(db_url), db_url):
+        click.echo(f"{rule}: {'queued' if is_new else 'already queued or running'}")
 
 
 @main.command()

@@ -7,6 +7,7 @@ extension in a later pack may supply what a layout names.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from packwork.metadata.fieldtypes import FieldTypes
@@ -248,7 +249,7 @@ def _grant(role: str, entity: str, spec: dict, origin: Origin) -> Grant:
 def _rule(name: str, spec: dict, origin: Origin) -> Rule:
     return Rule(name, spec["entity"], spec["kind"], spec["code"], tuple(spec.get("on", ())),
                 spec.get("stage"), spec.get("every"), spec.get("filter"), spec.get("time_limit_ms"),
-                origin)
+                origin, tuple(json.dumps(case, sort_keys=True, default=str) for case in spec.get("tests", ())))
 
 
 def _article(word: str) -> str:

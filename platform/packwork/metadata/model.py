@@ -7,6 +7,7 @@ declarations from different files are the same metadata.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
@@ -256,6 +257,11 @@ class Rule:
     filter: str | None = None
     time_limit_ms: int | None = None
     origin: Origin = _origin()  # line of the code's first line in the pack file
+    tests: tuple[str, ...] = field(default=(), compare=False)  # each case as canonical JSON
+
+    def test_cases(self) -> list[dict]:
+        """The pack's test cases for this rule: {record, old?, errors?, values?, label?}."""
+        return [json.loads(case) for case in self.tests]
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,19 +11,28 @@ imports `runtime`: the callbacks arrive as plain functions.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import ast
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 
 from packwork.metadata.checks import code_line, formula_names
 from packwork.metadata.model import Entity, Field, Metadata, Rule
 from packwork.rules.library import LIBRARY
-from packwork.rules.sandbox import CompiledRule, Record, compile_rule, run_compiled
+from packwork.rules.sandbox import CompiledRule, Record, compile_rule, run_compiled, run_each
 
-@dataclass(frozen=True, slots=True)
+CALLBACKS = frozenset({"query", "create"})  # what reaches other records
+
+
+@dataclass(frozen=True, slots=True, eq=False)  # compared and hashed by identity: compiled once
 class Compiled:
     rule: Rule
     code: CompiledRule
+    # reads and sets only the record's own fields, not its `id`, and reaches no other record:
+    # on create it may run before the INSERT (`early`), and what it sets is written with it
+    self_contained: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +86,8 @@ def compile_entity(metadata: Metadata, entity: Entity) -> EntityRules:
     rules = [r for r in metadata.rules if r.entity == entity.name]
 
     def compiled(rule: Rule) -> Compiled:
-        return Compiled(rule, compile_rule(rule.code, name=rule.name, file=rule.origin.file,
-                                           first_line=code_line(rule.origin, 1)))
+        code = compile_rule(rule.code, name=rule.name, file=rule.origin.file, first_line=code_line(rule.origin, 1))
+        return Compiled(rule, code, not (code.loaded & CALLBACKS) and _uses_own_fields_only(rule.code))
 
     gates: dict[str, list[Compiled]] = {}
     for rule in rules:
@@ -127,43 +136,73 @@ def compute(rules: EntityRules, record: Mapping, env: Env, only: frozenset[str] 
             continue
         blank = not formula.handles_blanks and any(values.get(name) is None for name in formula.reads)
         results[formula.field] = values[formula.field] = None if blank else \
-            run_compiled(formula.code, _visible(formula.code, env, {k: (lambda v=v: v) for k, v in values.items()}))[
-                "result"]
+            run_compiled(formula.code, _visible(formula.code.loaded, env, {}, values))["result"]
     return results
 
 
+def depending_on(rules: EntityRules, changed: frozenset[str] | set[str]) -> frozenset[str]:
+    """The computed fields whose formulas read, directly or through other computed fields,
+    one of the `changed` fields: the only ones a change can change (formulas see nothing
+    else that differs between two runs over the same Env)."""
+    reached, found = set(changed), set()
+    for formula in rules.computed:  # in dependency order: one pass reaches every dependant
+        if not formula.code.loaded.isdisjoint(reached):  # every name it reads, functions too
+            reached.add(formula.field)
+            found.add(formula.field)
+    return frozenset(found)
+
+
 def check(rules: EntityRules, record: Mapping, old: Mapping | None, env: Env) -> None:
-    """Stage gates (when the record enters a stage) then validations; Refused if any fail."""
+    """Stage gates (when the record enters a stage) then validations; Refused if any fail.
+    They run as one batch over one copy of the record; each still sees it as given."""
     errors: dict[str, list[str]] = {}
     entering = _entering(rules, record, old)
+    batch = rules.validations
     if entering is not None:
         for name in rules.required.get(entering, ()):
             if record.get(name) in (None, "", []):
                 errors.setdefault(name, []).append(f"is required to enter stage {entering!r}")
-        for compiled in rules.gates.get(entering, ()):
-            _run(rules, compiled, record, old, env, errors)
-    for compiled in rules.validations:
-        _run(rules, compiled, record, old, env, errors)
+        batch = rules.gates.get(entering, ()) + batch
+    if batch:
+        _run_batch(rules, batch, record, old, env, errors)
     if errors:
         raise Refused(errors)
 
 
-def after_write(rules: EntityRules, record: Mapping, old: Mapping | None, env: Env) -> dict:
-    """Run the triggers the write fires; returns the fields they changed on the record."""
+def firing(rules: EntityRules, record: Mapping, old: Mapping | None) -> tuple[Compiled, ...]:
+    """The triggers a write of `record` (over `old`, None on create) fires, in pack order."""
+    if not rules.triggers:
+        return ()
     events = {"create"} if old is None else {"update"}
     if _entering(rules, record, old) is not None:
         events.add("stage_change")
-    current, changed = dict(record), {}
-    for compiled in rules.triggers:
-        if events & set(compiled.rule.events):
-            errors: dict[str, list[str]] = {}
-            after = _run(rules, compiled, current, old, env, errors)
-            if errors:
-                raise Refused(errors)
-            for key, value in after.items():
-                if current.get(key) != value:
-                    current[key] = changed[key] = value
-    return changed
+    return tuple(c for c in rules.triggers if not events.isdisjoint(c.rule.events))
+
+
+def early(triggers: Sequence[Compiled]) -> int:
+    """How many of `triggers`, from the first, may run on a new record before it is inserted."""
+    count = 0
+    while count < len(triggers) and triggers[count].self_contained:
+        count += 1
+    return count
+
+
+def after_write(rules: EntityRules, record: Mapping, old: Mapping | None, env: Env) -> dict:
+    """Run the triggers the write fires; returns the fields they changed on the record."""
+    return run_triggers(rules, firing(rules, record, old), record, old, env)
+
+
+def run_triggers(rules: EntityRules, triggers: Sequence[Compiled], record: Mapping, old: Mapping | None,
+                 env: Env) -> dict:
+    """Run `triggers` in turn, each seeing the record as those before it left it; returns the
+    fields they changed. Refused as soon as one calls `error()`: the rest do not run."""
+    if not triggers:
+        return {}
+    errors: dict[str, list[str]] = {}
+    after = _run_batch(rules, triggers, record, old, env, errors, keep=True)
+    if errors:
+        raise Refused(errors)
+    return {k: v for k, v in after.items() if record.get(k) != v}
 
 
 def run_scheduled(rules: EntityRules, compiled: Compiled, record: Mapping, env: Env) -> dict:
@@ -174,6 +213,13 @@ def run_scheduled(rules: EntityRules, compiled: Compiled, record: Mapping, env: 
     if errors:
         raise Refused(errors)
     return {k: v for k, v in after.items() if record.get(k) != v}
+
+
+def run_one(rules: EntityRules, compiled: Compiled, record: Mapping, old: Mapping | None, env: Env,
+            errors: dict[str, list[str]]) -> dict:
+    """One rule on one record, whatever its kind (pack tests): the record's values after it
+    ran; messages passed to `error()` land in `errors`."""
+    return _run(rules, compiled, record, old, env, errors)
 
 
 def _entering(rules: EntityRules, record: Mapping, old: Mapping | None) -> str | None:
@@ -189,30 +235,61 @@ def _run(rules: EntityRules, compiled: Compiled, record: Mapping, old: Mapping |
          errors: dict[str, list[str]]) -> dict:
     """Run one rule; messages passed to `error()` land in `errors`. Returns the record's
     values as the rule left them."""
+    return _run_batch(rules, (compiled,), record, old, env, errors, keep=True)
+
+
+def _run_batch(rules: EntityRules, batch: Sequence[Compiled], record: Mapping, old: Mapping | None, env: Env,
+               errors: dict[str, list[str]], keep: bool = False) -> dict:
+    """Run `batch` as one sandbox run over one copy of the record (sandbox.run_each); messages
+    passed to `error()` land in `errors`. With `keep`, each rule sees the record as the one
+    before left it, and the batch stops at the first rule that reports an error. Returns
+    the record's values after the batch."""
     def error(field_name: str, message: str) -> None:
         errors.setdefault(str(field_name), []).append(str(message))
 
-    subject = Record(dict(record))  # the sandbox copies what the rule changed back into it
+    subject = Record(dict(record))  # the sandbox copies what the rules changed back into it
     offered = {"record": lambda: subject, "old": lambda: Record(dict(old)) if old is not None else None,
                "error": lambda: error, "stage_probability": lambda: rules.probabilities.get,
                "query": lambda: env.query, "create": lambda: env.create}
-    names = _visible(compiled.code, env, offered)
-    run_compiled(compiled.code, names, time_limit_ms=compiled.rule.time_limit_ms or 50)
+    codes, loaded, limits = _batch_parts(tuple(batch))
+    run_each(codes, _visible(loaded, env, offered), keep=("record",) if keep else (), time_limits_ms=limits,
+             until=(lambda: bool(errors)) if keep else None)
     return subject.as_dict()
 
 
-def _visible(code: CompiledRule, env: Env, offered: Mapping[str, Callable[[], object]]) -> dict:
-    """The names `code` reads, and only those: every value handed to rule code is checked
-    and copied on each run, so what it does not read is not offered."""
+@functools.lru_cache(maxsize=1024)  # a batch is one of an entity's few lists of rules
+def _batch_parts(batch: tuple[Compiled, ...]) -> tuple[tuple[CompiledRule, ...], frozenset[str], tuple[int, ...]]:
+    """What run_each needs of `batch`: its code, every name it reads, its time limits."""
+    return (tuple(c.code for c in batch), frozenset().union(*(c.code.loaded for c in batch)),
+            tuple(c.rule.time_limit_ms or 50 for c in batch))
+
+
+def _visible(loaded: frozenset[str], env: Env, offered: Mapping[str, Callable[[], object]],
+             values: Mapping = MappingProxyType({})) -> dict:
+    """The names code that reads `loaded` reads, and only those: every value handed to rule
+    code is checked and copied on each run, so what it does not read is not offered. `values`
+    (a formula's record fields) come first, then `offered` (made only when read)."""
     clock = {"user": lambda: dict(env.user), "now": lambda: lambda: env.now,
              "today": lambda: lambda: env.now.date()}
     names = {}
-    for name in code.loaded:
+    for name in loaded:
+        if name in values:
+            names[name] = values[name]
+            continue
         make = offered.get(name) or clock.get(name)
         if make is not None:
             value = make()
-            if value is not None or name not in ("create", "query"):
+            if value is not None or name not in CALLBACKS:
                 names[name] = value
         elif name in LIBRARY:
             names[name] = LIBRARY[name]
     return names
+
+
+def _uses_own_fields_only(source: str) -> bool:
+    """Whether code uses `record` only as `record.field`, never its `id` (unknown before the
+    INSERT), and never hands the record on whole."""
+    tree = ast.parse(source)
+    attributes = {id(node.value) for node in ast.walk(tree)
+                  if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.attr != "id"}
+    return all(id(node) in attributes for node in ast.walk(tree) if isinstance(node, ast.Name) and node.id == "record")

@@ -14,13 +14,14 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 from packwork.rules.meter import MAX_INT_BITS, check_size, int_too_big, too_big
-from packwork.rules.record import Record
+from packwork.rules.record import Record, trusted
 
 MAX_NESTING = 50            # depth of nested data
 MAX_OUTPUT = 1_000_000      # items and characters in the namespace a run returns
 
 NoneType = type(None)
 SCALARS = frozenset({NoneType, bool, int, float, str, Decimal, date, datetime})
+SHARED = SCALARS - {datetime}  # copied as themselves; a datetime may need its zone made UTC
 
 
 def plain_size(value, budget: int = MAX_OUTPUT) -> int | None:
@@ -54,8 +55,10 @@ def plain_size(value, budget: int = MAX_OUTPUT) -> int | None:
                 kind_of_child = type(child)
                 if kind_of_child is str:
                     total += len(child)
-                elif kind_of_child in SCALARS and kind_of_child is not int:
+                elif kind_of_child in SCALARS:
                     total += 1
+                    if kind_of_child is int and child.bit_length() > MAX_INT_BITS:
+                        raise int_too_big(child.bit_length())
                 else:
                     stack.append((child, depth + 1))
         else:
@@ -68,14 +71,17 @@ def plain_size(value, budget: int = MAX_OUTPUT) -> int | None:
 def copy_plain(value):
     """A deep copy of plain data (scalars are shared: they are immutable)."""
     kind = type(value)
+    if kind in SHARED:
+        return value
     if kind is list:
-        return [copy_plain(item) for item in value]
+        return [item if type(item) in SHARED else copy_plain(item) for item in value]
     if kind is tuple:
         return tuple(copy_plain(item) for item in value)
     if kind is dict:
-        return {key: copy_plain(item) for key, item in value.items()}
-    if kind is Record:
-        return Record({key: copy_plain(item) for key, item in value._values.items()})
+        return {key: item if type(item) in SHARED else copy_plain(item) for key, item in value.items()}
+    if kind is Record:  # its field names were checked when the original was made
+        return trusted({key: item if type(item) in SHARED else copy_plain(item)
+                        for key, item in value._values.items()})
     if kind is datetime and value.tzinfo is not None and type(value.tzinfo) is not timezone:
         return value.astimezone(timezone.utc)
     return value

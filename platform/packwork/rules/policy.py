@@ -55,6 +55,7 @@ class Checked:
     in_process: bool         # straight-line code: may run in the caller's thread
     bound: frozenset[str]    # names the code may bind (a superset is enough)
     loaded: frozenset[str]   # names it reads
+    read_only: frozenset[str] = frozenset()  # names it only reads fields of (fields_read_only)
 
 
 def compile_code(source: str, *, mode: str = "exec", first_line: int = 1) -> Checked:
@@ -74,7 +75,7 @@ def compile_code(source: str, *, mode: str = "exec", first_line: int = 1) -> Che
     deep = _too_deep(tree)
     if deep is not None:
         raise RuleLimit(f"rule code is nested more than {MAX_DEPTH} levels deep", line=deep)
-    in_process, (bound, loaded) = not needs_pool(tree), names(tree)
+    in_process, (bound, loaded), read_only = not needs_pool(tree), names(tree), fields_read_only(tree)
     policy = RulePolicy()
     tree = policy.visit(tree)
     if policy.problems:
@@ -82,7 +83,7 @@ def compile_code(source: str, *, mode: str = "exec", first_line: int = 1) -> Che
         raise RuleViolation(message, line=line)
     ast.fix_missing_locations(tree)
     try:
-        return Checked(compile(tree, RULE_FILENAME, mode), in_process, bound, loaded)
+        return Checked(compile(tree, RULE_FILENAME, mode), in_process, bound, loaded, read_only)
     except SyntaxError as exc:  # found by the compiler, not the parser: 'return' outside function
         raise RuleSyntaxError(exc.msg, line=exc.lineno) from None
     except (RecursionError, MemoryError) as exc:
@@ -111,6 +112,21 @@ def names(tree: ast.AST) -> tuple[frozenset[str], frozenset[str]]:
         elif isinstance(node, (ast.FunctionDef, ast.ExceptHandler)) and node.name:
             bound.add(node.name)
     return frozenset(bound), frozenset(loaded)
+
+
+def fields_read_only(tree: ast.AST) -> frozenset[str]:
+    """Names the code uses only as `name.field` read (never bound, written through,
+    subscripted, called or handed on). Given a Record of immutable values under such a name,
+    the code cannot change it, so it needs no copy of its own."""
+    read, other = set(), set()
+    fields = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+              and isinstance(node.ctx, ast.Load) and isinstance(node.value, ast.Name)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (read if id(node) in fields else other).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.ExceptHandler, ast.arg)):
+            other.add(getattr(node, "name", None) or getattr(node, "arg", None))
+    return frozenset(read - other)
 
 
 def _too_deep(tree: ast.AST) -> int | None:

@@ -4,6 +4,8 @@ meter around it, what it returns, and what went wrong, as a RuleError with the p
 
 from __future__ import annotations
 
+from datetime import date, datetime
+from decimal import Decimal
 from types import CodeType, TracebackType
 
 from packwork.rules import meter as meters
@@ -53,8 +55,14 @@ def failure(exc: BaseException) -> BaseException:
     return error
 
 
+_ONE = frozenset({type(None), bool, float, Decimal, date, datetime})  # plain, one item each
+
+
 def result(value) -> dict:
     """What mode "eval" returns: an expression that yields anything but plain data is wrong."""
+    kind = type(value)
+    if kind in _ONE or kind is int and value.bit_length() <= MAX_INT_BITS:  # most formulas' values
+        return {"result": value}
     try:
         plain = plain_size(value) is not None
     except Stop as stop:

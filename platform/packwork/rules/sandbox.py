@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import marshal
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from types import CodeType
 
@@ -39,12 +40,12 @@ from packwork.rules import guards, meter as meters, pool, runner
 from packwork.rules.errors import (RuleError, RuleLimit, RuleRuntimeError, RuleSyntaxError, RuleTimeout,
                                    RuleViolation, Stop)
 from packwork.rules.library import BUILTINS, LIBRARY
-from packwork.rules.plain import SCALARS, copy_plain
+from packwork.rules.plain import SCALARS, copy_plain, plain_size
 from packwork.rules.policy import SLOW_FUNCTIONS, compile_code
 from packwork.rules.record import Record
 
 __all__ = ["CompiledRule", "Record", "RuleError", "RuleLimit", "RuleRuntimeError", "RuleSyntaxError",
-           "RuleTimeout", "RuleViolation", "compile_rule", "run", "run_compiled"]
+           "RuleTimeout", "RuleViolation", "compile_rule", "run", "run_compiled", "run_each"]
 
 MAX_TIME_LIMIT_MS = 60_000
 # by id: a caller's callable need not be hashable, and the library's functions live forever
@@ -66,6 +67,7 @@ class CompiledRule:
     in_process: bool
     bound: frozenset[str] = field(repr=False)   # names the code may bind
     loaded: frozenset[str] = field(repr=False)  # names it reads
+    read_only: frozenset[str] = field(repr=False)  # names it only reads fields of
     code: CodeType = field(repr=False)
     marshalled: bytes = field(repr=False)  # what a pool worker is sent
 
@@ -78,7 +80,7 @@ def compile_rule(source: str, *, name: str | None = None, file: str | None = Non
     except RuleError as error:
         raise error.located(rule=name, file=file, line=None) from None
     return CompiledRule(source, name, file, first_line, mode, checked.in_process, checked.bound,
-                        checked.loaded, checked.code, marshal.dumps(checked.code))
+                        checked.loaded, checked.read_only, checked.code, marshal.dumps(checked.code))
 
 
 def run_compiled(rule: CompiledRule, names: dict, *, time_limit_ms: int = 50) -> dict:
@@ -87,9 +89,37 @@ def run_compiled(rule: CompiledRule, names: dict, *, time_limit_ms: int = 50) ->
     the pool; straight-line code needs none."""
     try:
         if rule.in_process:
-            namespace = _run_here(rule, names)
-            if namespace is not None:
-                return namespace
+            for key, given in names.items():
+                if key not in _accepted_names or type(given) not in SCALARS and id(given) not in _LIBRARY_IDS:
+                    if not names.keys() <= _accepted_names:
+                        _accept_names(names)
+                    namespace = _run_here(rule, names)
+                    if namespace is not None:
+                        return namespace
+                    break
+            else:
+                # The common case: names holding only scalars and library functions. Every
+                # simple rule and formula takes it, and a Python call costs about as much as
+                # a check here, so this is runner.execute (and meters.start) written out.
+                env = dict(names)
+                env["__builtins__"] = BUILTINS
+                meter = getattr(meters.local, "meter", None)
+                if meter is None or meter.work or meter.max_work != runner.IN_PROCESS_WORK:
+                    meter = meters.start(runner.IN_PROCESS_WORK)
+                try:
+                    value = exec(rule.code, env) if rule.mode == "exec" else eval(rule.code, env)
+                    if meter.stopped is not None:
+                        raise Stop(meter.stopped)
+                except BaseException as exc:
+                    raise runner.failure(exc)
+                if rule.mode == "eval":
+                    return runner.result(value)
+                del env["__builtins__"]
+                for key in rule.bound:  # (a loop: a comprehension is a function call in CPython 3.11)
+                    if type(env.get(key)) not in _SMALL:
+                        runner.keep_plain(env, [k for k in rule.bound if type(env.get(k)) not in _SMALL], names)
+                        break
+                return env
         output = _run_in_pool(rule, names, time_limit_ms)
     except RuleError as error:
         raise error.located(rule=rule.name, file=rule.file, line=None) from None
@@ -101,48 +131,108 @@ def run(source: str, names: dict, *, time_limit_ms: int = 50) -> dict:
     return run_compiled(_compiled(source), names, time_limit_ms=time_limit_ms)
 
 
+def run_each(rules: Sequence[CompiledRule], names: dict, *, keep: Collection[str] = (),
+             time_limits_ms: Sequence[int] = (), until: Callable[[], bool] | None = None) -> None:
+    """Run `rules` one after another with `names` visible: the rules one event fires on one
+    record. `names` is checked once, not once a rule; each rule still gets its own copy of the
+    data, and its namespace is dropped. `keep` names the Records whose changes carry on from
+    rule to rule: when the batch ends they are copied back into the caller's Records (not if
+    a rule fails: then the caller's Records stay as they were). Any other Record each rule
+    gets as given, and its changes are dropped. `until` is asked after each rule: True ends
+    the batch. `time_limits_ms[i]` bounds rule i if it runs in the pool."""
+    if not names.keys() <= _accepted_names:
+        _accept_names(names)
+    shared, data, slow = {}, {}, set()
+    for key, value in names.items():  # what every rule gets: checked and wrapped here, once
+        if id(value) in _SLOW:
+            slow.add(key)
+        elif type(value) not in SCALARS and id(value) not in _LIBRARY_IDS:
+            if type(value) is not Record and callable(value):
+                value = _callback(key, value)
+            else:
+                _check_plain(key, value)
+                data[key] = copy_plain(value)  # the batch's own copy, never the caller's
+                continue
+        shared[key] = value
+    kept = [key for key in keep if type(data.get(key)) is Record]
+    # Records no rule changes and no value of which can be changed in place: a rule that only
+    # reads their fields may share the batch's copy
+    fixed = {key for key, value in data.items() if key not in kept and type(value) is Record
+             and all(type(item) in SCALARS for item in value._values.values())}
+    for index, rule in enumerate(rules):
+        try:
+            if rule.in_process and slow.isdisjoint(rule.loaded):
+                _run_one_here(rule, shared, data, kept, fixed)
+            else:
+                _run_one_in_pool(rule, names, data, kept, time_limits_ms[index] if time_limits_ms else 50)
+        except RuleError as error:
+            raise error.located(rule=rule.name, file=rule.file, line=None) from None
+        if until is not None and until():
+            break
+    for key in kept:
+        _write_back(names[key], data[key]._values)
+
+
+def _run_one_here(rule: CompiledRule, shared: dict, data: dict, kept: list[str], fixed: set[str]) -> None:
+    """One rule of run_each in this thread. A kept Record it gets as the batch's own copy,
+    whose changes carry on (if the rule fails, the batch ends, and the copy with it), checked
+    afterwards, so the next rule sees plain data only; a `fixed` Record whose fields it only
+    reads, as the batch's copy too; any other data, as a copy of its own."""
+    env = dict(shared)
+    for key, value in data.items():
+        if key in rule.loaded:  # a name the code does not read, it cannot reach
+            shared_copy = key in kept or key in fixed and key in rule.read_only
+            env[key] = value if shared_copy else copy_plain(value)
+    _execute(rule, env)
+    for key in kept:
+        if key in env:
+            _check_plain(key, data[key])
+
+
+def _run_one_in_pool(rule: CompiledRule, names: dict, data: dict, kept: list[str], limit: int) -> None:
+    # the pool checks and copies what it is given, and writes every Record back into it
+    given = {key: (data[key] if key in kept else copy_plain(value)) if type(value) is Record else value
+             for key, value in names.items()}
+    _run_in_pool(rule, given, limit)
+
+
 @functools.lru_cache(maxsize=256)
 def _compiled(source: str) -> CompiledRule:
     return compile_rule(source)
 
 
 def _run_here(rule: CompiledRule, names: dict) -> dict | None:
-    """Run in this thread; None if the code must run in the pool after all, because it was
-    given a slow library function. Every simple rule takes this path, so it is runner.execute
-    written out, and the common case (`names` holds only scalars and library functions, the
-    code binds small values) costs no more than the checks themselves."""
-    if not names.keys() <= _accepted_names:
-        _accept_names(names)
-    env, special, copies = dict(names), [], ()
-    for given in names.values():
-        if type(given) not in SCALARS and id(given) not in _LIBRARY_IDS:
-            special = _prepare(rule, env)
-            if special is None:
-                return None
-            copies = [(key, env[key]) for key in special if type(env[key]) is Record]
-            break
-    env["__builtins__"] = BUILTINS
-    meter = meters.start(runner.IN_PROCESS_WORK)
-    try:
-        value = exec(rule.code, env) if rule.mode == "exec" else eval(rule.code, env)
-        if meter.stopped is not None:
-            raise Stop(meter.stopped)
-    except BaseException as exc:
-        raise runner.failure(exc)
+    """Run in this thread when `names` holds data to copy (lists, dicts, Records) or callbacks
+    to wrap; None if the code must run in the pool after all, because it was given a slow
+    library function."""
+    env = dict(names)
+    special = _prepare(rule, env)
+    if special is None:
+        return None
+    copies = [(key, env[key]) for key in special if type(env[key]) is Record]
+    output = _execute(rule, env)
     if rule.mode == "eval":
-        return runner.result(value)
-    del env["__builtins__"]
-    unchecked = special
-    for key in rule.bound:  # (a loop: a comprehension is a function call in CPython 3.11)
-        if type(env.get(key)) not in _SMALL:
-            unchecked = unchecked + [key]
-    if unchecked:
-        runner.keep_plain(env, unchecked, names)
+        return output
+    unchecked = special + [key for key in rule.bound if type(env.get(key)) not in _SMALL]
+    runner.keep_plain(env, unchecked, names)
+    for key, copy in copies:
+        if env.get(key) is not copy:  # the code rebound the name: keep_plain did not see the copy
+            _check_plain(key, copy)
     for key, copy in copies:
         _write_back(names[key], copy._values)
         if env.get(key) is copy:
             env[key] = names[key]
     return env
+
+
+def _execute(rule: CompiledRule, env: dict) -> dict | None:
+    """Run in-process code over a prepared `env`: {"result": value} in mode "eval"; else None,
+    and `env` holds the names bound (and no longer `__builtins__`)."""
+    value = runner.execute(rule.code, env, mode=rule.mode, max_work=runner.IN_PROCESS_WORK)
+    if rule.mode == "eval":
+        return runner.result(value)
+    del env["__builtins__"]
+    return None
 
 
 def _prepare(rule: CompiledRule, env: dict) -> list[str] | None:
@@ -225,7 +315,12 @@ def _accept_names(names: dict) -> None:
 
 
 def _check_plain(key: str, value) -> None:
-    runner.checked(value, f"{key!r} (a {type(value).__name__})")
+    try:
+        plain = plain_size(value) is not None
+    except Stop as stop:
+        raise stop.error from None
+    if not plain:  # the message is made only when needed: this runs on every record a rule gets
+        raise RuleViolation(f"{key!r} (a {type(value).__name__}) is not plain data")
 
 
 def _write_back(original: Record, values: dict) -> None:

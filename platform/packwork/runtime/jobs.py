@@ -5,7 +5,8 @@ A scheduled rule acts as the platform (no user's permissions narrow it), and eve
 makes goes through the record service, so validations, triggers and the audit trail apply.
 A record whose change a validation refuses is counted and skipped; a rule that breaks (or meets
 a database error) stops its run, and the error is kept in `pw_job_run`. `packwork jobs run` is
-the worker: it runs what is due, then sleeps."""
+the worker: it runs what is due, then sleeps; with Redis, the due rules go through a job queue
+first (`runtime.jobqueue`), and each queued run checks again that its rule is still due."""
 
 from __future__ import annotations
 
@@ -66,6 +67,16 @@ def run_due(engine: sa.Engine, now: datetime | None = None, batch: int = BATCH) 
         catalog = load_catalog(conn)
         rules = due(conn, catalog, now)
     return [run_rule(engine, catalog, rule, now, batch) for rule in rules]
+
+
+def run_if_due(engine: sa.Engine, name: str, now: datetime | None = None, batch: int = BATCH) -> Report | None:
+    """Run the scheduled rule `name` if it is due now, else None: a run queued a while ago may
+    find that another worker has run the rule since, or that the pack no longer has it."""
+    now = now or datetime.now(timezone.utc)
+    with engine.connect() as conn:
+        catalog = load_catalog(conn)
+        rule = next((r for r in due(conn, catalog, now) if r.name == name), None)
+    return None if rule is None else run_rule(engine, catalog, rule, now, batch)
 
 
 def run_rule(engine: sa.Engine, catalog: Catalog, rule: Rule, now: datetime, batch: int = BATCH) -> Report:

@@ -123,3 +123,47 @@ pw_audit = sa.Table(
     sa.Column("changes", sa.JSON, nullable=False),  # {field: [old, new]}
     sa.Index("ix_pw_audit_record", "entity", "record_id", "id"),
 )
+
+# A browser's sign-in: the cookie holds a random secret of which only the SHA-256 is kept, as
+# for API tokens; signing out deletes the row, so a copied cookie dies with it.
+pw_session = sa.Table(
+    "pw_session", system_metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("user_id", ID, sa.ForeignKey("pw_user.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Failed sign-ins, counted per user name and per address to slow down password guessing.
+pw_login_failure = sa.Table(
+    "pw_login_failure", system_metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("username", sa.String(80), nullable=False),
+    sa.Column("address", sa.String(64), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_pw_login_failure_username", "username", "at"),
+    sa.Index("ix_pw_login_failure_address", "address", "at"),
+)
+
+# Per-user settings the UI keeps: time zone (language lives on pw_user, which tokens read).
+pw_user_setting = sa.Table(
+    "pw_user_setting", system_metadata,
+    sa.Column("user_id", ID, sa.ForeignKey("pw_user.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("time_zone", sa.String(64), nullable=False, default="UTC"),
+)
+
+# A list view a user saved: columns, filter (the shared filter language) and sort of an entity.
+pw_saved_view = sa.Table(
+    "pw_saved_view", system_metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("user_id", ID, sa.ForeignKey("pw_user.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("entity", sa.String(40), nullable=False),
+    sa.Column("name", sa.String(80), nullable=False),
+    sa.Column("columns", sa.JSON, nullable=False),
+    sa.Column("filter", sa.Text),
+    sa.Column("sort", sa.String(200)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("user_id", "entity", "name", name="uq_pw_saved_view_name"),
+)

@@ -26,7 +26,7 @@ class Authenticated:
     version_id: int | None  # the newest metadata version, read in the same query
 
 
-def _digest(secret: str) -> str:
+def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
@@ -34,7 +34,7 @@ def create_token(conn: sa.Connection, user_id: int, name: str) -> tuple[int, str
     """(token id, secret). The secret is not stored and cannot be shown again."""
     secret = PREFIX + secrets.token_urlsafe(32)
     token_id = conn.execute(pw_token.insert().values(
-        user_id=user_id, name=name[:80], token_hash=_digest(secret),
+        user_id=user_id, name=name[:80], token_hash=digest(secret),
         created_at=datetime.now(timezone.utc)).returning(pw_token.c.id)).scalar_one()
     return token_id, secret
 
@@ -52,21 +52,29 @@ def list_tokens(conn: sa.Connection) -> list[sa.Row]:
                         .join(pw_user, pw_user.c.id == pw_token.c.user_id).order_by(pw_token.c.id)).all()
 
 
-def _authenticate_statement() -> sa.Select:
+def actor_statement(credential: sa.Table, *extra: sa.ColumnElement) -> sa.Select:
+    """The one query that turns a credential row (an API token or a browser session, found by
+    the hash of its secret) into an actor: the user, their roles, team, whether anything is
+    shared with them, and the newest metadata version id."""
+    user_id = credential.c.user_id
     roles = (sa.select(sa.func.aggregate_strings(pw_user_role.c.role, ","))
-             .where(pw_user_role.c.user_id == pw_token.c.user_id).scalar_subquery())
+             .where(pw_user_role.c.user_id == user_id).scalar_subquery())
     newest = sa.select(sa.func.max(pw_meta_version.c.id)).scalar_subquery()
     teams_above = sa.select(pw_team_path.c.ancestor_id).where(pw_team_path.c.descendant_id == pw_team_member.c.team_id)
-    shared = sa.exists().where(sa.or_(pw_share.c.user_id == pw_token.c.user_id, pw_share.c.team_id.in_(teams_above)))
-    return (sa.select(pw_token.c.user_id, pw_user.c.language, roles.label("roles"), newest.label("version_id"),
-                      pw_team_member.c.team_id, shared.label("shared"))
-            .join(pw_user, pw_user.c.id == pw_token.c.user_id)
-            .outerjoin(pw_team_member, pw_team_member.c.user_id == pw_token.c.user_id)
-            .where(pw_token.c.token_hash == sa.bindparam("token_hash"), pw_token.c.revoked_at.is_(None),
-                   pw_user.c.is_active.is_(True)))
+    shared = sa.exists().where(sa.or_(pw_share.c.user_id == user_id, pw_share.c.team_id.in_(teams_above)))
+    return (sa.select(user_id, pw_user.c.language, roles.label("roles"), newest.label("version_id"),
+                      pw_team_member.c.team_id, shared.label("shared"), *extra)
+            .join(pw_user, pw_user.c.id == user_id)
+            .outerjoin(pw_team_member, pw_team_member.c.user_id == user_id)
+            .where(credential.c.token_hash == sa.bindparam("token_hash"), pw_user.c.is_active.is_(True)))
 
 
-_AUTHENTICATE = _authenticate_statement()
+def actor_of(row: sa.Row) -> Actor:
+    return Actor(row.user_id, frozenset((row.roles or "").split(",")) - {""}, row.language, row.team_id,
+                 bool(row.shared))
+
+
+_AUTHENTICATE = actor_statement(pw_token).where(pw_token.c.revoked_at.is_(None))
 
 
 def authenticate(conn: sa.Connection, secret: str) -> Authenticated | None:
@@ -75,9 +83,7 @@ def authenticate(conn: sa.Connection, secret: str) -> Authenticated | None:
     version id, in one query."""
     if not secret.startswith(PREFIX) or len(secret) > 100:
         return None
-    row = conn.execute(_AUTHENTICATE, {"token_hash": _digest(secret)}).first()
+    row = conn.execute(_AUTHENTICATE, {"token_hash": digest(secret)}).first()
     if row is None:
         return None
-    actor = Actor(row.user_id, frozenset((row.roles or "").split(",")) - {""}, row.language, row.team_id,
-                  bool(row.shared))
-    return Authenticated(actor, row.version_id)
+    return Authenticated(actor_of(row), row.version_id)

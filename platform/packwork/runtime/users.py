@@ -1,10 +1,11 @@
-"""Platform users, their roles and teams (the web-UI issue adds passwords and sign-in).
+"""Platform users, their roles and teams (passwords and sign-in: `runtime.sessions`).
 
 Teams form a tree: a team's records, for a `team`-scoped role, include those of every team
 below it. A user belongs to at most one team."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable
 from datetime import datetime, timezone
 
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 from packwork.errors import PackworkError
 from packwork.metadata.access import ADMIN_ROLE  # noqa: F401 - re-exported for callers
 from packwork.metadata.names import IDENTIFIER
+from packwork.runtime.sessions import set_password
 from packwork.runtime.system import pw_team, pw_team_member, pw_team_path, pw_user, pw_user_role
 
 class UserError(PackworkError):
@@ -81,3 +83,40 @@ def join_team(conn: sa.Connection, user_id: int, team: str | None) -> None:
     conn.execute(pw_team_member.delete().where(pw_team_member.c.user_id == user_id))
     if team is not None:
         conn.execute(pw_team_member.insert().values(user_id=user_id, team_id=find_team(conn, team)))
+
+
+def display_names(conn: sa.Connection, user_ids: Iterable[int]) -> dict[int, str]:
+    """{id: display name} of the given users (for showing owners next to records)."""
+    ids = {i for i in user_ids if isinstance(i, int)}
+    if not ids:
+        return {}
+    rows = conn.execute(sa.select(pw_user.c.id, pw_user.c.display_name, pw_user.c.username)
+                        .where(pw_user.c.id.in_(ids)))
+    return {row.id: row.display_name or row.username for row in rows}
+
+
+def active_users(conn: sa.Connection, limit: int = 500) -> list[tuple[int, str]]:
+    """(id, display name) of active users, by name: the choices of a user picker."""
+    rows = conn.execute(sa.select(pw_user.c.id, pw_user.c.display_name, pw_user.c.username)
+                        .where(pw_user.c.is_active.is_(True)).order_by(pw_user.c.username).limit(limit))
+    return [(row.id, row.display_name or row.username) for row in rows]
+
+
+DEMO_TEAM = "demo"
+
+
+def ensure_demo_users(conn: sa.Connection, roles: Iterable[str]) -> list[tuple[str, str]]:
+    """A user named after each role that has none yet, all in one team, each with a fresh
+    random password: [(user name, password)] of those created, to show once."""
+    if conn.execute(sa.select(pw_team.c.id).where(pw_team.c.name == DEMO_TEAM)).first() is None:
+        create_team(conn, DEMO_TEAM, label="Demo")
+    existing = set(conn.execute(sa.select(pw_user.c.username)).scalars())
+    created = []
+    for role in sorted(set(roles)):
+        if role in existing:
+            continue
+        password = secrets.token_urlsafe(9)
+        user_id = create_user(conn, role, [role], [role], role.replace("_", " ").capitalize(), DEMO_TEAM)
+        set_password(conn, user_id, password)
+        created.append((role, password))
+    return created

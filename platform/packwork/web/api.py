@@ -3,8 +3,6 @@ here and no rule is checked here; this module only translates."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +16,7 @@ from packwork.runtime.db import reading
 from packwork.runtime.listing import ListQuery, split_names
 from packwork.runtime.records import Context
 from packwork.runtime.tokens import authenticate
-from packwork.web import meta, openapi
+from packwork.web import exports, meta, openapi
 from packwork.web.services import services
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -75,25 +73,6 @@ def _if_match() -> int | None:
     return int(tag)
 
 
-def csv_text(columns: list[str], rows) -> str:
-    """Rows as CSV; a multi-choice list is joined with ';'. Cells that a spreadsheet would run
-    as a formula are prefixed with a quote (CSV injection)."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in columns])
-    return out.getvalue()
-
-
-def _cell(value: object) -> object:
-    if isinstance(value, list):
-        value = ";".join(map(str, value))
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return "" if value is None else value
-
-
 def _record(data: dict, status: int = 200) -> Response:
     response = jsonify(data)
     response.status_code = status
@@ -135,7 +114,7 @@ def export_records(entity: str):
     query = ListQuery.from_params(request.args.to_dict())
     with unit_of_work() as ctx:
         columns, rows = records.export_records(ctx, entity, query)
-        text = csv_text(columns, rows)
+        text = exports.csv_text(columns, rows)
     return Response(text, mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{entity}.csv"'})
 

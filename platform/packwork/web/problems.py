@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, json
+from collections.abc import Callable
+
+from flask import Flask, Response, json, request
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
@@ -62,10 +64,16 @@ def _unexpected(exc: Exception) -> Response:
     return problem(500, "Internal error", "the server could not complete the request")
 
 
-def register(app: Flask) -> None:
-    app.register_error_handler(RequestError, _request_error)
-    app.register_error_handler(NotInstalled, _not_installed)
-    app.register_error_handler(PackworkError, _platform_error)
-    app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(IntegrityError, _integrity)
-    app.register_error_handler(Exception, _unexpected)
+def register(app: Flask, page: Callable[[Exception, Response], Response] | None = None) -> None:
+    """Every error as problem+json; outside /api/, `page` may turn the problem into an HTML page
+    for a person (it is handed the exception and the problem response)."""
+    def handled(handler: Callable[[Exception], Response]) -> Callable[[Exception], Response]:
+        def respond(exc: Exception) -> Response:
+            response = handler(exc)
+            return page(exc, response) if page is not None and not request.path.startswith("/api/") else response
+        return respond
+
+    for kind, handler in ((RequestError, _request_error), (NotInstalled, _not_installed),
+                          (PackworkError, _platform_error), (HTTPException, _http_error),
+                          (IntegrityError, _integrity), (Exception, _unexpected)):
+        app.register_error_handler(kind, handled(handler))

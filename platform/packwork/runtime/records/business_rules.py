@@ -33,12 +33,39 @@ def before_write(ctx: Context, target: Target, values: dict, old: Mapping | None
     rules = rules_of(ctx, target)
     if rules.empty:
         return {}
-    record = _record(target, values, old)
+    record, env = _record(ctx, target, values, old), _env(ctx)
     with _verdicts():
-        engine.check(rules, record, _record(target, {}, old) if old is not None else None, _env(ctx))
-        computed = engine.compute(rules, record, _env(ctx))
+        engine.check(rules, record, _record(ctx, target, {}, old) if old is not None else None, env)
+        computed = engine.compute(rules, record, env)
     stored = {name: value for name, value in computed.items() if target.entity.field(name).has_column}
     return {k: v for k, v in stored.items() if old is None or not same_value(old[k], v)}
+
+
+def before_insert(ctx: Context, target: Target, values: dict) -> tuple[dict, tuple[engine.Compiled, ...]]:
+    """The create triggers that may run before the INSERT (the first ones the create fires
+    that use only the record's own fields, not its id, and reach no other record), run on
+    the values about to be inserted, so what they set goes into the same INSERT instead of a
+    second UPDATE. Returns the values they (and the computed fields that follow) change, and
+    the triggers left for `after_insert`."""
+    rules = rules_of(ctx, target)
+    if not rules.triggers:
+        return {}, ()
+    record = _record(ctx, target, values, None)
+    triggers = engine.firing(rules, record, None)
+    count = engine.early(triggers)
+    if not count:
+        return {}, triggers
+    changed = _triggered(ctx, target, rules, triggers[:count], record, None)
+    return {k: v for k, v in changed.items() if not same_value(values.get(k), v)}, triggers[count:]
+
+
+def after_insert(ctx: Context, target: Target, row: Mapping, triggers: tuple[engine.Compiled, ...]
+                 ) -> tuple[Mapping, dict]:
+    """The create triggers `before_insert` left, on the inserted row: see `after_write`."""
+    if not triggers:
+        return row, {}
+    return _write_triggered(ctx, target, row, _triggered(ctx, target, rules_of(ctx, target), triggers,
+                                                           _record(ctx, target, {}, row), None))
 
 
 def after_write(ctx: Context, target: Target, row: Mapping, old: Mapping | None) -> tuple[Mapping, dict]:
@@ -48,15 +75,30 @@ def after_write(ctx: Context, target: Target, row: Mapping, old: Mapping | None)
     rules = rules_of(ctx, target)
     if not rules.triggers:
         return row, {}
-    record = _record(target, {}, row)
+    record = _record(ctx, target, {}, row)
+    old_record = _record(ctx, target, {}, old) if old is not None else None
+    triggers = engine.firing(rules, record, old_record)
+    return _write_triggered(ctx, target, row, _triggered(ctx, target, rules, triggers, record, old_record))
+
+
+def _triggered(ctx: Context, target: Target, rules: engine.EntityRules, triggers: tuple[engine.Compiled, ...],
+               record: dict, old: dict | None) -> dict:
+    """Run `triggers` on `record`: the values they set, loaded as input, and the stored
+    computed values over them."""
+    env = _env(ctx)
     with _verdicts():
-        set_by_rules = engine.after_write(rules, record, _record(target, {}, old) if old is not None else None,
-                                          _env(ctx))
+        set_by_rules = engine.run_triggers(rules, triggers, record, old, env)
         if not set_by_rules:
-            return row, {}
+            return {}
         values = _loaded(target, set_by_rules)
-        values |= {k: v for k, v in engine.compute(rules, record | values, _env(ctx)).items()
-                   if target.entity.field(k).has_column}
+        affected = engine.depending_on(rules, values.keys())
+        if not affected:
+            return values
+        return values | {k: v for k, v in engine.compute(rules, record | values, env, only=affected).items()
+                         if target.entity.field(k).has_column}
+
+
+def _write_triggered(ctx: Context, target: Target, row: Mapping, values: dict) -> tuple[Mapping, dict]:
     changed = {k: v for k, v in values.items() if not same_value(row[k], v)}
     if not changed:
         return row, {}
@@ -70,7 +112,7 @@ def run_scheduled(ctx: Context, target: Target, rule: engine.Compiled, row: Mapp
     """One scheduled rule on one stored record: the changes it makes, as input values for
     `update_record` (ValidationError if it called `error()`, RuleFailed if it broke)."""
     with _verdicts():
-        changed = engine.run_scheduled(rules_of(ctx, target), rule, _record(target, {}, row), _env(ctx))
+        changed = engine.run_scheduled(rules_of(ctx, target), rule, _record(ctx, target, {}, row), _env(ctx))
     return {k: target.values.json_value(k, v) for k, v in changed.items()}
 
 
@@ -81,10 +123,12 @@ def _loaded(target: Target, set_by_rules: Mapping) -> dict:
                               creating=False)
 
 
-def _record(target: Target, values: Mapping, old: Mapping | None) -> dict:
+def _record(ctx: Context, target: Target, values: Mapping, old: Mapping | None) -> dict:
     """Field values as rule code sees them: the stored row, with this write's values over it."""
-    keys = [f.name for f in target.entity.fields if f.has_column] + ["id", "owner_id", "record_type"]
-    base = {k: (old[k] if old is not None and k in old else None) for k in keys}
+    entity = target.entity
+    keys = ctx.catalog.derived(("rule_record_keys", entity.name), lambda: tuple(
+        f.name for f in entity.fields if f.has_column) + ("id", "owner_id", "record_type"))
+    base = dict.fromkeys(keys) if old is None else {k: old[k] if k in old else None for k in keys}
     return base | {k: v for k, v in values.items() if k in base}
 
 

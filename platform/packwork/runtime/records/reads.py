@@ -27,7 +27,7 @@ def list_records(ctx: Context, name: str, query: ListQuery = ListQuery(), action
     if action != "read":
         ctx.access.require(action, target.entity)
     table, hidden = target.table, core.hidden_keys(ctx, target)
-    where = [table.c.deleted_at.is_(None), *core.scope(ctx, target), *_filters(ctx, target, query)]
+    where = [table.c.deleted_at.is_(None), *core.scope(ctx, target), *query_filters(ctx, target, query)]
     if action != "read":
         where += core.scope(ctx, target, action)
     on_read = target.values.computed_on_read
@@ -71,7 +71,7 @@ def history(ctx: Context, name: str, record_id: int) -> list[dict]:
     return entries
 
 
-def _filters(ctx: Context, target: Target, query: ListQuery) -> list[sa.ColumnElement]:
+def query_filters(ctx: Context, target: Target, query: ListQuery) -> list[sa.ColumnElement]:
     """The `filter` expression and each `field=value` shorthand, compiled; 400 naming the bad one."""
     context, compiled = core.filter_context(ctx), []
     sources = [("filter", query.filter)] if query.filter else []

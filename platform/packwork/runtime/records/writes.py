@@ -98,10 +98,12 @@ def _insert(ctx: Context, target: Target, data: object, action: str = "create") 
         values["record_type"] = target.entity.record_types[0].name
     _check_links(ctx, target, values, None)
     values |= business_rules.before_write(ctx, target, values, None)
+    early, later = business_rules.before_insert(ctx, target, values)
+    values |= early  # what triggers set before the INSERT is written by it: no second UPDATE
     system = {"created_at": ctx.now, "updated_at": ctx.now, "created_by": ctx.actor.user_id, "version": 1}
     row = ctx.conn.execute(ctx.catalog.statements(target.entity.name).insert,
                            values | system).mappings().one()
-    row, set_by_rules = business_rules.after_write(ctx, target, row, None)
+    row, set_by_rules = business_rules.after_insert(ctx, target, row, later)
     changes = {k: [None, target.values.json_value(k, row[k])] for k in values.keys() | set_by_rules
                if row[k] is not None}
     audit.record_change(ctx.conn, target.entity.name, row["id"], "create", ctx.actor.user_id, ctx.now, changes)

@@ -1,0 +1,111 @@
+"""What every UI page shares: the unit of work of a signed-in browser request, the CSRF check,
+the htmx test, and rendering a page or only one named block of it.
+
+An htmx request gets just the block it asked for (the same template renders both), so a page
+has one source. Every state-changing request must carry the session's CSRF token, in the form
+field `csrf_token` or the `X-CSRF-Token` header that `static/ui/packwork.js` adds to htmx calls."""
+
+from __future__ import annotations
+
+import secrets
+from urllib.parse import urlsplit
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from flask import current_app, g, request
+from markupsafe import Markup
+
+from packwork.errors import RequestError
+from packwork.runtime.db import reading
+from packwork.runtime.records import Context
+from packwork.runtime.sessions import Session, authenticate_session
+from packwork.web.i18n import translate
+from packwork.web.services import services
+
+COOKIE = "pw_session"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class SignInNeeded(RequestError):
+    status = 401
+    code = "UI-E401"
+    title = "Sign-in needed"
+
+
+class CsrfRefused(RequestError):
+    status = 403
+    code = "UI-E403"
+    title = "Form expired"
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """The signed-in request: who, in which language, and the record service's context."""
+
+    session: Session
+    ctx: Context
+
+    @property
+    def language(self) -> str:
+        return self.session.actor.language
+
+
+def local_path(target: str | None, fallback: str) -> str:
+    """`target` if it is a path on this site, else `fallback`: an open redirect would let a link
+    send a signed-in user elsewhere. Browsers read a backslash as a slash, so none is allowed."""
+    parts = urlsplit(target or "")
+    if not target or parts.scheme or parts.netloc or not target.startswith("/") or \
+            target.startswith("//") or "\\" in target or any(ord(c) < 32 for c in target):
+        return fallback
+    return target
+
+
+def is_htmx() -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+@contextmanager
+def signed_in(write: bool = False) -> Iterator[Page]:
+    """One transaction for the request, as the session's user; 401 without a valid session,
+    403 for a state-changing request without the session's CSRF token."""
+    state = services(current_app)
+    with (state.engine.connect() if write else reading(state.engine)) as conn, conn.begin():
+        session = authenticate_session(conn, request.cookies.get(COOKIE, ""))
+        if session is None:
+            raise SignInNeeded("Your session has expired; sign in again.")
+        if request.method not in SAFE_METHODS:
+            require_csrf(session.csrf_token)
+        catalog = state.catalogs.current(conn, session.version_id)
+        page = Page(session, Context.start(conn, catalog, session.actor))
+        g.page = page
+        yield page
+
+
+def require_csrf(expected: str) -> None:
+    sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token", "")
+    if not expected or not secrets.compare_digest(sent.encode(), expected.encode()):
+        raise CsrfRefused("The form has expired; reload the page and try again.")
+
+
+def text(value: str) -> str:
+    """The UI's word for `value` in the page's language (templates call it `_`)."""
+    page = g.get("page")
+    language = page.language if page else request.cookies.get("pw_language", "en")
+    return translate(value, language)
+
+
+def render_block(template_name: str, block: str | None, **context) -> str:
+    """The whole template, or only `block` of it for an htmx request."""
+    environment = current_app.jinja_env
+    template = environment.get_template(template_name)
+    current_app.update_template_context(context)
+    if block is None or not is_htmx():
+        return template.render(context)
+    return "".join(template.blocks[block](template.new_context(context)))
+
+
+def csrf_field() -> Markup:
+    page = g.get("page")
+    token = page.session.csrf_token if page else g.get("login_csrf", "")
+    return Markup('<input type="hidden" name="csrf_token" value="{}">').format(token)

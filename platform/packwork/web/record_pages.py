@@ -1,0 +1,205 @@
+"""The generated UI's record side: the form (new and edit, from the entity's layout), the detail
+page (header, stage path, layout, related lists, history), delete, and the type-ahead a
+reference picker asks. Every read and write goes through `runtime.records`; a refusal comes back
+with its field messages and is shown next to the fields, with what the person typed kept."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from flask import current_app, request, url_for
+from werkzeug.wrappers import Response
+
+from flask import redirect
+
+from packwork.errors import Conflict, PermissionDenied, RequestError, ValidationError
+from packwork.metadata.model import Entity, Field, Layout
+from packwork.runtime import records, users
+from packwork.runtime.listing import ListQuery
+from packwork.web.pages import Page, is_htmx, render_block, signed_in
+from packwork.web.present import Presenter, default_columns, layout_for, references_to
+from packwork.web.ui import _user_ids, blueprint, presenter, quick_filter
+from packwork.web.widgets import Widgets
+
+RELATED_LIMIT = 10
+LOOKUP_LIMIT = 10
+
+
+def widgets() -> Widgets:
+    return current_app.extensions["packwork_widgets"]
+
+
+def form_fields(page: Page, entity: Entity, layout: Layout) -> list[Field]:
+    """The layout's fields the reader may see, in order."""
+    hidden = page.ctx.access.hidden(entity)
+    return [f for name in layout.field_names() if (f := entity.field(name)) is not None
+            and not f.hidden and name not in hidden]
+
+
+def writable(page: Page, entity: Entity, fields: list[Field]) -> list[Field]:
+    locked = page.ctx.access.read_only(entity)
+    return [f for f in fields if not f.read_only and f.type != "computed" and f.name not in locked]
+
+
+def _form(page: Page, entity: Entity, record: Mapping, record_id: int | None, errors: Mapping,
+          message: str | None = None, status: int = 200, conflict: bool = False) -> Response:
+    layout = layout_for(entity, record.get("record_type"))
+    fields = form_fields(page, entity, layout)
+    p = presenter(page, _user_ids([record], [f.name for f in fields]))
+    html = render_block("ui/form.html", "form_body", p=p, entity=entity, layout=layout, record=record,
+                        record_id=record_id, errors=errors, message=message, conflict=conflict,
+                        editable={f.name for f in writable(page, entity, fields)},
+                        visible={f.name for f in fields}, assignees=users.active_users(page.ctx.conn),
+                        titles=_reference_titles(page, entity, fields, record))
+    return current_app.make_response((html, status))
+
+
+def _reference_titles(page: Page, entity: Entity, fields: list[Field], record: Mapping) -> dict[str, str]:
+    """The title shown in each reference picker for the record it holds now."""
+    titles = {}
+    for field in fields:
+        value = record.get(field.name)
+        if field.type != "reference" or value in (None, ""):
+            continue
+        if isinstance(value, Mapping):
+            value = value.get("id")
+        try:
+            linked = records.get_record(page.ctx, field.target, int(value))
+        except (RequestError, ValueError):
+            titles[field.name] = f"#{value}"
+            continue
+        titles[field.name] = Presenter(page.ctx.catalog.metadata, page.language, "UTC").title(
+            page.ctx.catalog.metadata.entities[field.target], linked)
+    return titles
+
+
+@blueprint.get("/r/<name>/new")
+def new_form(name: str) -> Response:
+    with signed_in() as page:
+        entity = records.entity_for(page.ctx, name)
+        page.ctx.access.require("create", entity)
+        defaults = {f.name: f.default for f in entity.fields if f.default is not None}
+        prefill = {k: v for k, v in request.args.items() if entity.field(k) is not None or k == "record_type"}
+        return _form(page, entity, defaults | prefill, None, {})
+
+
+@blueprint.post("/r/<name>/new")
+def create(name: str) -> Response:
+    with signed_in(write=True) as page:
+        entity = records.entity_for(page.ctx, name)
+        record_type = request.form.get("record_type") or None
+        fields = writable(page, entity, form_fields(page, entity, layout_for(entity, record_type)))
+        body, errors = widgets().parse(fields, request.form, page.session.time_zone)
+        if entity.record_types:
+            body["record_type"] = record_type
+        typed = dict(request.form) | body
+        if errors:
+            return _form(page, entity, typed, None, errors, "Some values are not valid.", 422)
+        try:
+            with page.ctx.conn.begin_nested():
+                saved = records.create_record(page.ctx, name, body)
+        except (ValidationError, Conflict, PermissionDenied) as exc:
+            return _form(page, entity, typed, None, exc.errors, exc.detail, exc.status)
+    return _go(url_for("ui.detail", name=name, record_id=saved["id"]))
+
+
+def _go(location: str) -> Response:
+    """A redirect after a write; for htmx, the header that makes it follow."""
+    if is_htmx():
+        response = current_app.make_response(("", 204))
+        response.headers["HX-Redirect"] = location
+        return response
+    return redirect(location, 303)
+
+
+@blueprint.get("/r/<name>/<int:record_id>")
+def detail(name: str, record_id: int) -> str:
+    with signed_in() as page:
+        ctx = page.ctx
+        entity = records.entity_for(ctx, name)
+        layout = layout_for(entity, None)
+        expand = [f.name for f in entity.fields if f.type == "reference" and f.name not in ctx.access.hidden(entity)
+                  and not f.hidden]
+        record = records.get_record(ctx, name, record_id, expand)
+        layout = layout_for(entity, record.get("record_type"))
+        fields = form_fields(page, entity, layout)
+        related = _related(page, entity, record_id)
+        entries = records.history(ctx, name, record_id)
+        ids = _user_ids([record], [f.name for f in fields]) | {e["actor_id"] for e in entries if e["actor_id"]}
+        people = {"owner_id", "created_by"} | {f.name for f in entity.fields if f.type == "user"}
+        ids |= {v for e in entries for k, pair in e["changes"].items() if k in people for v in pair
+                if isinstance(v, int)}
+        ids |= _user_ids([r for _, _, rows, _ in related for r in rows], ["owner_id"])
+        p = presenter(page, ids)
+        policy = ctx.access.policy(name)
+        return render_block("ui/detail.html", None, p=p, entity=entity, record=record, layout=layout,
+                            visible={f.name for f in fields}, related=related, history=entries,
+                            may={a: policy.reach(a).granted for a in ("update", "delete", "create")},
+                            key_columns=p.columns(entity, default_columns(entity)[:5], ctx.access.hidden(entity)))
+
+
+def _related(page: Page, entity: Entity, record_id: int) -> list[tuple]:
+    """(entity, field, rows, columns) for each entity whose reference points here, that the reader may read."""
+    found = []
+    for other, field in references_to(page.ctx.catalog.metadata, entity.name):
+        if not page.ctx.access.policy(other.name).reach("read").granted or \
+                field.name in page.ctx.access.hidden(other):
+            continue
+        rows = records.list_records(page.ctx, other.name, ListQuery(equals=((field.name, str(record_id)),),
+                                                                   limit=RELATED_LIMIT)).data
+        names = [c for c in default_columns(other) if c not in (field.name, other.title_field)][:4]
+        columns = Presenter(page.ctx.catalog.metadata, page.language, page.session.time_zone).columns(
+            other, names, page.ctx.access.hidden(other))
+        found.append((other, field, rows, columns))
+    return found
+
+
+@blueprint.get("/r/<name>/<int:record_id>/edit")
+def edit_form(name: str, record_id: int) -> Response:
+    with signed_in() as page:
+        entity = records.entity_for(page.ctx, name)
+        page.ctx.access.require("update", entity)
+        return _form(page, entity, records.get_record(page.ctx, name, record_id), record_id, {})
+
+
+@blueprint.post("/r/<name>/<int:record_id>/edit")
+def update(name: str, record_id: int) -> Response:
+    with signed_in(write=True) as page:
+        entity = records.entity_for(page.ctx, name)
+        current = records.get_record(page.ctx, name, record_id)
+        record_type = request.form.get("record_type") or current.get("record_type")
+        fields = writable(page, entity, form_fields(page, entity, layout_for(entity, record_type)))
+        body, errors = widgets().parse(fields, request.form, page.session.time_zone)
+        typed = dict(current) | dict(request.form) | body
+        if errors:
+            return _form(page, entity, typed, record_id, errors, "Some values are not valid.", 422)
+        version = request.form.get("version", "")
+        try:
+            with page.ctx.conn.begin_nested():
+                records.update_record(page.ctx, name, record_id, body, int(version) if version.isdigit() else None)
+        except Conflict as exc:
+            stale = "version" in exc.errors
+            message = "This record was changed by someone else since you opened it." if stale else exc.detail
+            return _form(page, entity, typed, record_id, {} if stale else exc.errors, message, 409, conflict=stale)
+        except (ValidationError, PermissionDenied) as exc:
+            return _form(page, entity, typed, record_id, exc.errors, exc.detail, exc.status)
+    return _go(url_for("ui.detail", name=name, record_id=record_id))
+
+
+@blueprint.post("/r/<name>/<int:record_id>/delete")
+def delete(name: str, record_id: int) -> Response:
+    version = request.form.get("version", "")
+    with signed_in(write=True) as page:
+        records.delete_record(page.ctx, name, record_id, int(version) if version.isdigit() else None)
+    return _go(url_for("ui.list_page", name=name, deleted=1))
+
+
+@blueprint.get("/r/<name>/lookup")
+def lookup(name: str) -> str:
+    """Type-ahead for a reference picker: the first records whose search fields match `q`."""
+    with signed_in() as page:
+        entity = records.entity_for(page.ctx, name)
+        condition = quick_filter(entity, page.ctx.access.hidden(entity), request.args.get("q", ""))
+        rows = records.list_records(page.ctx, name, ListQuery(filter=condition, limit=LOOKUP_LIMIT)).data
+        return render_block("ui/lookup.html", None, p=presenter(page), entity=entity, rows=rows,
+                            field=request.args.get("field", ""))
