@@ -32,7 +32,8 @@ def create_app(database_url: str | None = None, **config: object) -> Flask:
     app.json.sort_keys = False
     app.json.compact = True
     app.jinja_env.globals.update(_=pages.text, csrf_field=pages.csrf_field,
-                                 widget_of=lambda field: widgets[field.type].macro)
+                                 widget_of=lambda field: widgets[field.type].macro,
+                                 asset=lambda name: f"{request.script_root}{app.static_url_path}/{name}")
     problems.register(app, page=_error_page)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(api.docs)

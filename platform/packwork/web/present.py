@@ -9,12 +9,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from markupsafe import Markup
+
 from packwork.metadata.model import Entity, Field, Layout, Metadata, Section, Tab, Label
 from packwork.web.i18n import translate
 
 SYSTEM_LABELS = {"id": "#", "owner_id": "Owner", "created_at": "Created", "updated_at": "Updated",
                  "created_by": "Created by", "record_type": "Record type"}
 NUMERIC = frozenset({"integer", "decimal", "money", "percent"})
+NUM_CLASS = Markup(' class="num"')
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,24 @@ class Presenter:
         if isinstance(value, Mapping):
             value = value.get("id")
         return str(value) if value not in (None, "") else f"{self.label(entity.label)} #{record.get('id')}"
+
+    def rows(self, entity: Entity, columns: list[Column], records: list[Mapping]) -> list[tuple]:
+        """(id, title, first column's text, [(cell class, text) of the others]) per record: a list
+        page's table, worked out here in one pass because per-cell lookups in the template cost
+        more than the query (measured with bench/ui.py)."""
+        classes = [NUM_CLASS if c.numeric else "" for c in columns]
+        result = []
+        for record in records:
+            texts = [self._column_text(column, record) for column in columns]
+            result.append((record["id"], self.title(entity, record), texts[0] if texts else "",
+                           list(zip(classes[1:], texts[1:]))))
+        return result
+
+    def _column_text(self, column: Column, record: Mapping) -> str:
+        value = record.get(column.key)
+        if value is None or value == "" or value == []:
+            return ""
+        return self._system(column.key, value) if column.field is None else self._value(column.field, value, record)
 
     def text(self, column: Column | Field | str, entity: Entity, record: Mapping) -> str:
         """A value as plain text (templates escape it)."""
