@@ -17,7 +17,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from packwork.errors import RequestError
 from packwork.runtime.permissions import Actor
-from packwork.runtime.system import pw_login_failure, pw_session, pw_user, pw_user_setting
+from packwork.runtime.system import pw_login_failure, pw_saved_view, pw_session, pw_user, pw_user_setting
 from packwork.runtime.tokens import actor_of, actor_statement, digest
 
 # argon2-cffi's defaults are RFC 9106's low-memory profile (argon2id, 64 MiB, 3 passes),
@@ -59,6 +59,7 @@ class Session:
     username: str
     display_name: str
     time_zone: str
+    has_saved_views: bool = False  # read with the session, so most list pages skip a query
 
 
 def check_new_password(password: str) -> None:
@@ -123,8 +124,9 @@ def sign_out(conn: sa.Connection, secret: str) -> None:
 
 
 def _session_statement() -> sa.Select:
+    has_views = sa.exists().where(pw_saved_view.c.user_id == pw_session.c.user_id).label("has_views")
     return (actor_statement(pw_session, pw_session.c.csrf_token, pw_session.c.expires_at, pw_user.c.username,
-                            pw_user.c.display_name, pw_user_setting.c.time_zone)
+                            pw_user.c.display_name, pw_user_setting.c.time_zone, has_views)
             .outerjoin(pw_user_setting, pw_user_setting.c.user_id == pw_session.c.user_id))
 
 
@@ -139,7 +141,7 @@ def authenticate_session(conn: sa.Connection, secret: str, now: datetime | None 
     if row is None or _aware(row.expires_at) <= (now or datetime.now(timezone.utc)):
         return None
     return Session(actor_of(row), row.version_id, row.csrf_token, row.username, row.display_name or row.username,
-                   row.time_zone or "UTC")
+                   row.time_zone or "UTC", bool(row.has_views))
 
 
 def _aware(moment: datetime) -> datetime:

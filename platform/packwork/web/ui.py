@@ -143,7 +143,8 @@ def list_page(name: str) -> Response | str:
         p, may = presenter(page, _user_ids(result.data, state.columns)), _may(page, entity)
         html = render_block("ui/list.html", "results", p=p, entity=entity, state=state, result=result,
                             columns=p.columns(entity, state.columns, hidden), error=error,
-                            saved=saved_views.views_of(page.ctx, name), may=may,
+                            saved=saved_views.views_of(page.ctx, name) if page.session.has_saved_views else [],
+                            may=may,
                             assignees=users.active_users(page.ctx.conn) if may["transfer"] and result.data else [])
         return current_app.make_response((html, 422 if error else 200))
 
