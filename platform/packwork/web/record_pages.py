@@ -7,10 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from flask import current_app, request, url_for
+from flask import current_app, redirect, request, url_for
 from werkzeug.wrappers import Response
-
-from flask import redirect
 
 from packwork.errors import Conflict, PermissionDenied, RequestError, ValidationError
 from packwork.metadata.model import Entity, Field, Layout
@@ -18,7 +16,7 @@ from packwork.runtime import records, users
 from packwork.runtime.listing import ListQuery
 from packwork.web.pages import Page, is_htmx, render_block, signed_in
 from packwork.web.present import Presenter, default_columns, layout_for, references_to
-from packwork.web.ui import _user_ids, blueprint, presenter, quick_filter
+from packwork.web.ui import user_ids, blueprint, presenter, quick_filter
 from packwork.web.widgets import Widgets
 
 RELATED_LIMIT = 10
@@ -45,7 +43,7 @@ def _form(page: Page, entity: Entity, record: Mapping, record_id: int | None, er
           message: str | None = None, status: int = 200, conflict: bool = False) -> Response:
     layout = layout_for(entity, record.get("record_type"))
     fields = form_fields(page, entity, layout)
-    p = presenter(page, _user_ids([record], [f.name for f in fields]))
+    p = presenter(page, user_ids([record], [f.name for f in fields]))
     html = render_block("ui/form.html", "form_body", p=p, entity=entity, layout=layout, record=record,
                         record_id=record_id, errors=errors, message=message, conflict=conflict,
                         editable={f.name for f in writable(page, entity, fields)},
@@ -125,11 +123,11 @@ def detail(name: str, record_id: int) -> str:
         fields = form_fields(page, entity, layout)
         related = _related(page, entity, record_id)
         entries = records.history(ctx, name, record_id)
-        ids = _user_ids([record], [f.name for f in fields]) | {e["actor_id"] for e in entries if e["actor_id"]}
+        ids = user_ids([record], [f.name for f in fields]) | {e["actor_id"] for e in entries if e["actor_id"]}
         people = {"owner_id", "created_by"} | {f.name for f in entity.fields if f.type == "user"}
         ids |= {v for e in entries for k, pair in e["changes"].items() if k in people for v in pair
                 if isinstance(v, int)}
-        ids |= _user_ids([r for _, _, rows, _ in related for r in rows], ["owner_id"])
+        ids |= user_ids([r for _, _, rows, _ in related for r in rows], ["owner_id"])
         p = presenter(page, ids)
         policy = ctx.access.policy(name)
         return render_block("ui/detail.html", None, p=p, entity=entity, record=record, layout=layout,

@@ -140,7 +140,7 @@ def list_page(name: str) -> Response | str:
                 result = records.list_records(page.ctx, name, state.query(entity, hidden, request.args.get("after")))
         except BadRequest as exc:
             error = exc.detail
-        p, may = presenter(page, _user_ids(result.data, state.columns)), _may(page, entity)
+        p, may = presenter(page, user_ids(result.data, state.columns)), _may(page, entity)
         html = render_block("ui/list.html", "results", p=p, entity=entity, state=state, result=result,
                             columns=p.columns(entity, state.columns, hidden), error=error,
                             saved=saved_views.views_of(page.ctx, name) if page.session.has_saved_views else [],
@@ -158,7 +158,7 @@ def _filter_problem(text: str) -> str | None:
     return None
 
 
-def _user_ids(rows: list[dict], columns) -> set:
+def user_ids(rows: list[dict], columns) -> set:
     return {row.get(c) for row in rows for c in (*columns, "owner_id") if isinstance(row.get(c), int)}
 
 
@@ -229,7 +229,7 @@ def kanban(name: str, board: str) -> str:
             rows = records.list_records(page.ctx, name, ListQuery(equals=((spec.group_by, choice.value),),
                                                                   expand=expand, limit=PAGE_SIZE)).data
             lanes.append((choice, rows, totals.get(choice.value)))
-        p = presenter(page, _user_ids([r for _, rows, _ in lanes for r in rows], spec.card_fields))
+        p = presenter(page, user_ids([r for _, rows, _ in lanes for r in rows], spec.card_fields))
         return render_block("ui/kanban.html", None, p=p, entity=entity, spec=spec, field=field, lanes=lanes,
                             columns=p.columns(entity, spec.card_fields, page.ctx.access.hidden(entity)),
                             stage=entity.pipeline.stage if entity.pipeline else None)
