@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from packwork.errors import RequestError
+from packwork.errors import RequestError, ValidationError
 from packwork.runtime.permissions import Actor
 from packwork.runtime.system import pw_login_failure, pw_saved_view, pw_session, pw_user, pw_user_setting
 from packwork.runtime.tokens import actor_of, actor_statement, digest
@@ -33,22 +33,14 @@ MAX_FAILURES_PER_ADDRESS = 20
 MIN_PASSWORD, MAX_PASSWORD = 8, 1024
 
 
-class SignInRefused(RequestError):
-    status = 401
-    code = "AUTH-E001"
-    title = "Sign-in refused"
-
-
 class TooManyAttempts(RequestError):
     status = 429
     code = "AUTH-E002"
     title = "Too many sign-in attempts"
 
 
-class PasswordRefused(RequestError):
-    status = 400
+class PasswordRefused(ValidationError):
     code = "AUTH-E003"
-    title = "Password refused"
 
 
 @dataclass(frozen=True, slots=True)

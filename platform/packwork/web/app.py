@@ -66,7 +66,7 @@ def _error_page(exc: Exception, problem: Response) -> Response:
         if pages.is_htmx():
             return Response(status=204, headers={"HX-Redirect": target})
         return redirect(target, 303)
-    if request.accept_mimetypes.best == "application/json" or request.path.endswith("/move"):
+    if request.accept_mimetypes.best == "application/json":  # the kanban's moves ask for JSON
         return problem
     title = TITLES.get(problem.status_code, "Something went wrong")
     detail = exc.detail if isinstance(exc, RequestError) and problem.status_code < 500 else \

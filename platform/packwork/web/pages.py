@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from flask import current_app, g, request
 from markupsafe import Markup
 
-from packwork.errors import RequestError
+from packwork.errors import PermissionDenied, Unauthorized
 from packwork.runtime.db import reading
 from packwork.runtime.records import Context
 from packwork.runtime.sessions import Session, authenticate_session
@@ -27,16 +27,12 @@ COOKIE = "pw_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-class SignInNeeded(RequestError):
-    status = 401
+class SignInNeeded(Unauthorized):
     code = "UI-E401"
-    title = "Sign-in needed"
 
 
-class CsrfRefused(RequestError):
-    status = 403
+class CsrfRefused(PermissionDenied):
     code = "UI-E403"
-    title = "Form expired"
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,21 +97,18 @@ class Presenter:
         return result
 
     def _column_text(self, column: Column, record: Mapping) -> str:
-        value = record.get(column.key)
-        if value is None or value == "" or value == []:
-            return ""
-        return self._system(column.key, value) if column.field is None else self._value(column.field, value, record)
+        return self._text_of(column.key, column.field, record)
 
     def text(self, column: Column | Field | str, entity: Entity, record: Mapping) -> str:
         """A value as plain text (templates escape it)."""
         key = column if isinstance(column, str) else column.key if isinstance(column, Column) else column.name
-        field = entity.field(key)
+        return self._text_of(key, entity.field(key), record)
+
+    def _text_of(self, key: str, field: Field | None, record: Mapping) -> str:
         value = record.get(key)
         if value is None or value == "" or value == []:
             return ""
-        if field is None:
-            return self._system(key, value)
-        return self._value(field, value, record)
+        return self._system(key, value) if field is None else self._value(field, value, record)
 
     def _system(self, key: str, value: object) -> str:
         if key in ("owner_id", "created_by"):

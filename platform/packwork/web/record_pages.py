@@ -15,7 +15,7 @@ from packwork.metadata.model import Entity, Field, Layout
 from packwork.runtime import records, users
 from packwork.runtime.listing import ListQuery
 from packwork.web.pages import Page, is_htmx, render_block, signed_in
-from packwork.web.present import Presenter, default_columns, layout_for, references_to
+from packwork.web.present import default_columns, layout_for, references_to
 from packwork.web.ui import user_ids, blueprint, presenter, quick_filter
 from packwork.web.widgets import Widgets
 
@@ -66,8 +66,7 @@ def _reference_titles(page: Page, entity: Entity, fields: list[Field], record: M
         except (RequestError, ValueError):
             titles[field.name] = f"#{value}"
             continue
-        titles[field.name] = Presenter(page.ctx.catalog.metadata, page.language, "UTC").title(
-            page.ctx.catalog.metadata.entities[field.target], linked)
+        titles[field.name] = presenter(page).title(page.ctx.catalog.metadata.entities[field.target], linked)
     return titles
 
 
@@ -146,8 +145,7 @@ def _related(page: Page, entity: Entity, record_id: int) -> list[tuple]:
         rows = records.list_records(page.ctx, other.name, ListQuery(equals=((field.name, str(record_id)),),
                                                                    limit=RELATED_LIMIT)).data
         names = [c for c in default_columns(other) if c not in (field.name, other.title_field)][:4]
-        columns = Presenter(page.ctx.catalog.metadata, page.language, page.session.time_zone).columns(
-            other, names, page.ctx.access.hidden(other))
+        columns = presenter(page).columns(other, names, page.ctx.access.hidden(other))
         found.append((other, field, rows, columns))
     return found
 
