@@ -4,16 +4,13 @@ metadata version, so a database is always at an old version or a new one, never 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from types import MappingProxyType
 
 import sqlalchemy as sa
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy.dialects import postgresql, sqlite
 
 from packwork.errors import MigrationRefused, PackworkError
 from packwork.metadata import diff as d
@@ -21,12 +18,12 @@ from packwork.metadata.diff import diff_documents, diff_schema
 from packwork.metadata.loader import PackSource
 from packwork.metadata.model import Metadata
 from packwork.metadata.physical import (
-    ColumnSpec, Schema, constraint_name, physical_schema, schema_to_json, with_orphans,
+    ColumnSpec, Schema, constraint_name, physical_schema, with_orphans,
 )
 from packwork.metadata.resolver import canonical
 from packwork.runtime import packstore
 from packwork.runtime.tables import ON_DELETE, build_tables, column_type, make_column, make_table
-from packwork.runtime.system import pw_meta_version, pw_pack, system_metadata
+from packwork.runtime.system import system_metadata
 
 Progress = Callable[[int, int, str], None]
 
@@ -320,7 +317,7 @@ def _apply(conn: sa.Connection, plan: Plan, progress: Progress, summary: str) ->
     progress(total, total, "record metadata version")
     for statement in plan.statements.get(len(plan.changes), ()):  # foreign keys of new tables
         conn.exec_driver_sql(statement)
-    if not _record(conn, plan, summary):
+    if not packstore.record(conn, plan, summary):
         raise PlanOutdated(_STALE)
 
 
@@ -333,61 +330,6 @@ def _stale(engine: sa.Engine, plan: Plan, error: sa.exc.DBAPIError) -> bool:
     except sa.exc.DBAPIError:
         raise error from None
     return (current.version if current else None) != plan.previous
-
-
-# -- recording the new version ----------------------------------------------------------------
-
-_PACK_COLUMNS = ("name", "version", "depends", "files", "checksum", "installed_at", "updated_at")
-_VERSION_COLUMNS = ("version", "packs", "document", "schema", "summary", "applied_at")
-_DELETE_PACKS = pw_pack.delete().where(pw_pack.c.name.in_(sa.bindparam("names", expanding=True)))
-
-
-@functools.cache
-def _recording(dialect: str, pack_count: int) -> tuple[sa.Insert, ...]:
-    """The statements that record `pack_count` packs and the new version, built once per
-    shape (building a statement costs more than executing it). The version is inserted only
-    if the newest recorded one is still `previous`: that is the stale-plan check. On
-    PostgreSQL each pack is written by a CTE of that same statement: one round trip."""
-    newest = sa.select(pw_meta_version.c.version).order_by(pw_meta_version.c.id.desc()).limit(1)
-    values = sa.select(*(sa.bindparam(c, type_=pw_meta_version.c[c].type) for c in _VERSION_COLUMNS))
-    version = pw_meta_version.insert().from_select(
-        _VERSION_COLUMNS,
-        values.where(newest.scalar_subquery().is_not_distinct_from(
-            sa.bindparam("previous", type_=pw_meta_version.c.version.type)))
-    ).execution_options(preserve_rowcount=True)  # an INSERT's rowcount is kept only if asked
-    packs = [_pack_upsert(dialect, i) for i in range(pack_count)]
-    if dialect == "postgresql":
-        return (version.add_cte(*(pack.cte(f"pack_{i}") for i, pack in enumerate(packs))),)
-    return (*packs, version)  # SQLite has no INSERT inside WITH
-
-
-def _pack_upsert(dialect: str, i: int) -> sa.Insert:
-    """Insert or update pack `i`. One row per statement: SQLAlchemy cannot cache a multi-row
-    VALUES, and compiling a statement each time costs more than a round trip."""
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(pw_pack)
-    upsert = insert.values({c: sa.bindparam(f"{c}_{i}", type_=pw_pack.c[c].type) for c in _PACK_COLUMNS})
-    return upsert.on_conflict_do_update(
-        index_elements=[pw_pack.c.name],
-        set_={c: upsert.excluded[c] for c in _PACK_COLUMNS if c not in ("name", "installed_at")})
-
-
-def _record(conn: sa.Connection, plan: Plan, summary: str) -> bool:
-    """Record the changed packs and the new metadata version; False if the plan is stale."""
-    now = datetime.now(timezone.utc)
-    packs = {p.name: p.version for p in plan.metadata.packs} if plan.metadata else packstore.installed_packs(conn)
-    if plan.removed_packs:
-        conn.execute(_DELETE_PACKS, {"names": list(plan.removed_packs)})
-    params = {"version": plan.metadata.version if plan.metadata else plan.previous, "packs": packs,
-              "document": plan.document or {}, "schema": schema_to_json(plan.schema), "summary": summary,
-              "applied_at": now, "previous": plan.previous}
-    for i, row in enumerate(plan.pack_rows):
-        params |= {f"name_{i}": row.name, f"version_{i}": packs.get(row.name, "?"), f"depends_{i}": row.depends,
-                   f"files_{i}": row.files, f"checksum_{i}": row.checksum, f"installed_at_{i}": now,
-                   f"updated_at_{i}": now}
-    *first, last = _recording(conn.dialect.name, len(plan.pack_rows))
-    for statement in first:
-        conn.execute(statement, params)
-    return conn.execute(last, params).rowcount == 1
 
 
 def _summary(plan: Plan) -> str:
