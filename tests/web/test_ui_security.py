@@ -209,6 +209,21 @@ def test_a_refused_kanban_move_answers_json_not_markup(world):
     assert response.status_code == 422 and response.mimetype == "application/problem+json"
 
 
+@pytest.mark.parametrize(("path", "data"), [
+    ("/r/gadget/2/move", {"field": "mood", "value": "calm", "version": "\u00b2"}),
+    ("/r/gadget/2/edit", {"name": "x", "version": "99999999999999999999999"}),
+    ("/r/gadget/2/delete", {"version": "\u0661"}),
+    ("/r/gadget/mass", {"ids": "\u00b2", "action": "delete"}),
+    ("/r/gadget/mass", {"ids": "2", "action": "transfer", "owner_id": "\u00b3"}),
+])
+def test_odd_numbers_in_a_form_are_refused_not_a_server_error(world, path, data):
+    visitor = world.visitor("ann")
+    before = world.scalar("SELECT version FROM gadget WHERE id = 2")
+    response = visitor.post(path, data, headers={"Accept": "application/json"})
+    assert 400 <= response.status_code < 500, response.text
+    assert world.scalar("SELECT version FROM gadget WHERE id = 2") == before
+
+
 # --- cookies, sessions, throttle ------------------------------------------------------------------
 
 def _set_cookies(response) -> dict[str, str]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from flask import current_app, g, request
 from markupsafe import Markup
 
-from packwork.errors import PermissionDenied, Unauthorized
+from packwork.errors import BadRequest, PermissionDenied, Unauthorized
 from packwork.runtime.db import reading
 from packwork.runtime.records import Context
 from packwork.runtime.sessions import Session, authenticate_session
@@ -55,6 +55,23 @@ def local_path(target: str | None, fallback: str) -> str:
             target.startswith("//") or "\\" in target or any(ord(c) < 32 for c in target):
         return fallback
     return target
+
+
+def whole_number(text: str | None) -> int | None:
+    """A form's id or version: ASCII digits that fit a database integer, else None (`isdigit`
+    alone accepts '²' and other digits `int` refuses)."""
+    text = (text or "").strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
+
+
+def form_version() -> int | None:
+    """The record version a form was based on: None if the form sends none, 400 if it sends
+    something that is not one (never silently an unchecked write)."""
+    text = request.form.get("version")
+    version = whole_number(text)
+    if text is not None and text.strip() and version is None:
+        raise BadRequest("the form's record version is not valid", {"version": ["must be a whole number"]})
+    return version
 
 
 def is_htmx() -> bool:

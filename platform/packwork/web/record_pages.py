@@ -14,7 +14,7 @@ from packwork.errors import Conflict, PermissionDenied, RequestError, Validation
 from packwork.metadata.model import Entity, Field, Layout
 from packwork.runtime import records, users
 from packwork.runtime.listing import ListQuery
-from packwork.web.pages import Page, is_htmx, render_block, signed_in
+from packwork.web.pages import Page, form_version, is_htmx, render_block, signed_in
 from packwork.web.present import default_columns, layout_for, references_to
 from packwork.web.ui import user_ids, blueprint, presenter, quick_filter
 from packwork.web.widgets import Widgets
@@ -169,10 +169,9 @@ def update(name: str, record_id: int) -> Response:
         typed = dict(current) | dict(request.form) | body
         if errors:
             return _form(page, entity, typed, record_id, errors, "Some values are not valid.", 422)
-        version = request.form.get("version", "")
         try:
             with page.ctx.conn.begin_nested():
-                records.update_record(page.ctx, name, record_id, body, int(version) if version.isdigit() else None)
+                records.update_record(page.ctx, name, record_id, body, form_version())
         except Conflict as exc:
             stale = "version" in exc.errors
             message = "This record was changed by someone else since you opened it." if stale else exc.detail
@@ -184,9 +183,8 @@ def update(name: str, record_id: int) -> Response:
 
 @blueprint.post("/r/<name>/<int:record_id>/delete")
 def delete(name: str, record_id: int) -> Response:
-    version = request.form.get("version", "")
     with signed_in(write=True) as page:
-        records.delete_record(page.ctx, name, record_id, int(version) if version.isdigit() else None)
+        records.delete_record(page.ctx, name, record_id, form_version())
     return _go(url_for("ui.list_page", name=name, deleted=1))
 
 

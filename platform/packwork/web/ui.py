@@ -15,7 +15,7 @@ from packwork.metadata.model import Entity
 from packwork.runtime import records, saved_views, users
 from packwork.runtime.listing import ListQuery, split_names
 from packwork.web import exports
-from packwork.web.pages import Page, local_path, render_block, signed_in
+from packwork.web.pages import Page, form_version, local_path, render_block, signed_in, whole_number
 from packwork.web.present import Presenter, default_columns, sort_text
 
 blueprint = Blueprint("ui", __name__)
@@ -114,8 +114,8 @@ def list_state(page: Page, entity: Entity) -> ListState:
     pack_view = next((v for v in entity.list_views if v.name == view), None)
     if pack_view is not None:
         columns, base_filter, sort = pack_view.columns, pack_view.filter, sort_text(pack_view.sort)
-    elif view.startswith("saved-") and view[6:].isdigit():
-        saved = saved_views.find_view(page.ctx, entity.name, int(view[6:]))
+    elif view.startswith("saved-") and whole_number(view[6:]) is not None:
+        saved = saved_views.find_view(page.ctx, entity.name, whole_number(view[6:]))
         if saved is not None:
             columns, sort = saved.columns or columns, saved.sort
             base_filter = saved.filter
@@ -181,7 +181,7 @@ def save_view(name: str) -> Response:
 @blueprint.post("/r/<name>/mass")
 def mass_action(name: str) -> Response:
     """Delete or transfer the selected records, each through the record service, all or none."""
-    ids = [int(i) for i in request.form.getlist("ids") if i.isascii() and i.isdigit() and len(i) < 19]
+    ids = [i for i in map(whole_number, request.form.getlist("ids")) if i is not None]
     action = request.form.get("action")
     if not ids or action not in ("delete", "transfer"):
         raise BadRequest("choose records and an action", {"ids": ["choose at least one record"]})
@@ -191,10 +191,10 @@ def mass_action(name: str) -> Response:
                 records.delete_record(page.ctx, name, record_id)
         else:
             owner = request.form.get("owner_id", "")
-            if not owner.isdigit():
+            if whole_number(owner) is None:
                 raise BadRequest("choose who receives the records", {"owner_id": ["choose a user"]})
             for record_id in ids:
-                records.update_record(page.ctx, name, record_id, {"owner_id": int(owner)})
+                records.update_record(page.ctx, name, record_id, {"owner_id": whole_number(owner)})
     return redirect(local_path(request.form.get("back"), url_for("ui.list_page", name=name)), 303)
 
 
@@ -240,11 +240,10 @@ def move(name: str, record_id: int) -> Response:
     """A kanban drop: set the board's field through the record service; a refusal (stage gate,
     validation, permission, stale version) answers problem+json and the card goes back."""
     field, value = request.form.get("field", ""), request.form.get("value", "")
-    version = request.form.get("version", "")
     with signed_in(write=True) as page:
         entity = records.entity_for(page.ctx, name)
         if not any(k.group_by == field for k in entity.kanbans):
             raise BadRequest(f"{field!r} is not the field of a board of {name}", {"field": ["is not on a board"]})
         saved = records.update_record(page.ctx, name, record_id, {field: value or None},
-                                      int(version) if version.isdigit() else None)
+                                      form_version())
     return jsonify({"id": saved["id"], "version": saved["version"], field: saved.get(field)})
