@@ -414,6 +414,71 @@ def jobs_enqueue(db_url: str, redis_url: str | None, queue_name: str) -> None:
         click.echo(f"{rule}: {'queued' if is_new else 'already queued or running'}")
 
 
+@main.command("import")
+@click.argument("entity")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@db_option
+@click.option("--as", "username", help="Import as this user, with their permissions (default: the platform).")
+@click.option("--key", "keys", multiple=True, help="A field identifying existing records: a matching row "
+              "updates it. Repeatable (all must match).")
+@click.option("--map", "mappings", multiple=True, metavar="COLUMN=FIELD", help="Read COLUMN into FIELD. Repeatable.")
+@click.option("--skip-bad", is_flag=True, help="Write the good rows and report the bad ones "
+              "(default: all or nothing).")
+@click.option("--dry-run", is_flag=True, help="Check every row, write nothing.")
+@click.option("--errors", "errors_path", type=click.Path(dir_okay=False), help="Write the per-row error "
+              "report to this CSV file.")
+@click.option("--time-zone", default="UTC", show_default=True, help="Zone of date-times given without an offset.")
+def import_command(entity: str, file: str, db_url: str, username: str | None, keys: tuple[str, ...],
+                   mappings: tuple[str, ...], skip_bad: bool, dry_run: bool, errors_path: str | None,
+                   time_zone: str) -> None:
+    """Import the rows of a CSV or XLSX FILE into ENTITY through the record service (checks,
+    rules and audit as for any write). Exits 1 if rows failed and nothing was written."""
+    from packwork.runtime import importer
+    options = importer.ImportOptions(
+        mode="skip_bad" if skip_bad else "all_or_nothing", keys=keys, mapping=_column_map(mappings),
+        dry_run=dry_run, time_zone=time_zone,
+        progress=lambda r: click.echo(f"  {r.rows:,} rows read: {r.created:,} created, {r.updated:,} updated, "
+                                      f"{r.failed:,} failed", err=True))
+    with make_engine(db_url).begin() as conn:
+        report = importer.import_file(_import_context(conn, username), entity, Path(file).read_bytes(), file,
+                                      options)
+    _echo_import(report, errors_path)
+    if report.errors and not report.written and not dry_run:
+        sys.exit(1)
+
+
+def _column_map(mappings: tuple[str, ...]) -> dict[str, str]:
+    pairs = [m.partition("=") for m in mappings]
+    bad = [m for m, (_, sep, field) in zip(mappings, pairs) if not sep or not field]
+    if bad:
+        raise click.UsageError(f"--map takes COLUMN=FIELD, not {bad[0]!r}")
+    return {column.strip(): field.strip() for column, _, field in pairs}
+
+
+def _import_context(conn, username: str | None):
+    from packwork.runtime import records
+    from packwork.runtime.catalog import load_catalog
+    from packwork.runtime.importer import actor_for_user
+    from packwork.runtime.permissions import Actor
+    actor = Actor(None) if username is None else actor_for_user(conn, users.find_user(conn, username))
+    return records.Context.start(conn, load_catalog(conn), actor)
+
+
+def _echo_import(report, errors_path: str | None) -> None:
+    for column, why in report.ignored.items():
+        click.echo(f"  column {column!r} not imported: {why}", err=True)
+    for error in report.errors[:20]:
+        click.echo(f"  row {error.row}{f' {error.field}' if error.field else ''}: {error.message}", err=True)
+    if len(report.errors) > 20:
+        click.echo(f"  ... {len(report.errors) - 20} more (see --errors)", err=True)
+    if errors_path:
+        Path(errors_path).write_text(report.csv_text(), encoding="utf-8")
+    state = "dry run, nothing written" if report.dry_run else "written" if report.written else \
+        "nothing written (all or nothing: fix the rows or use --skip-bad)"
+    click.echo(f"{report.rows:,} rows: {report.created:,} created, {report.updated:,} updated, "
+               f"{report.failed:,} failed; {state}.")
+
+
 @main.command()
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True)

@@ -3,23 +3,46 @@ here and no rule is checked here; this module only translates."""
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
 
 from packwork.errors import BadRequest, RequestError, Unauthorized
-from packwork.runtime import records
-from packwork.runtime.db import reading
+from packwork.runtime import importer, records
+from packwork.runtime.db import reading, retrying
 from packwork.runtime.listing import ListQuery, split_names
 from packwork.runtime.records import Context
 from packwork.runtime.tokens import authenticate
 from packwork.web import exports, meta, openapi
 from packwork.web.services import services
 
-blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+class _RetryingBlueprint(Blueprint):
+    """Every view of the API runs through `retrying`: a unit of work that lost a race the
+    database settled by rolling it back (SQLite busy, a PostgreSQL deadlock or serialization
+    failure) runs again, whole, instead of answering 500. Views end their transaction before
+    they return, so a retried view has written nothing."""
+
+    def add_url_rule(self, rule: str, endpoint: str | None = None, view_func: Callable | None = None,
+                     **options) -> None:
+        if view_func is not None:
+            view_func = _retried(view_func)
+        super().add_url_rule(rule, endpoint, view_func, **options)
+
+
+def _retried(view: Callable) -> Callable:
+    @functools.wraps(view)
+    def run(**kwargs):
+        return retrying(lambda: view(**kwargs))
+    return run
+
+
+blueprint = _RetryingBlueprint("api", __name__, url_prefix="/api/v1")
 docs = Blueprint("api_docs", __name__, url_prefix="/api", template_folder="templates",
                  static_folder="static", static_url_path="/static")
 MAX_BODY = 10 * 1024 * 1024
@@ -121,11 +144,41 @@ def export_records(entity: str):
 
 @blueprint.post("/<entity>/import")
 def import_records(entity: str):
-    """Rows as a JSON array, all or nothing, under the import grant (CSV and XLSX files come
-    with the import issue)."""
-    body = _body()
+    """Under the import grant: a JSON array of rows, all or nothing (201, the records); or a
+    CSV or XLSX file (multipart `file`, or the body as text/csv or XLSX) answered with the
+    import report (200), whose `errors` name each refused row by its row in the file."""
+    if request.mimetype == "application/json" or request.mimetype.endswith("+json"):
+        body = _body()
+        with unit_of_work(write=True) as ctx:
+            return jsonify({"data": records.bulk_write(ctx, entity, body, action="import")}), 201
+    data, filename = _import_file()
+    options = importer.ImportOptions(mode=request.args.get("mode", "all_or_nothing"),
+                                     keys=split_names(",".join(request.args.getlist("key"))),
+                                     dry_run=_flag_arg("dry_run"))
     with unit_of_work(write=True) as ctx:
-        return jsonify({"data": records.bulk_write(ctx, entity, body, action="import")}), 201
+        return jsonify(importer.import_file(ctx, entity, data, filename, options).as_json())
+
+
+IMPORT_TYPES = ("text/csv", "text/plain", "application/octet-stream", exports.KINDS["xlsx"])
+
+
+def _import_file() -> tuple[bytes, str | None]:
+    # the app's MAX_CONTENT_LENGTH (413) bounds the file: some 100,000 rows of a typical CSV
+    if request.mimetype == "multipart/form-data":
+        upload = request.files.get("file")
+        if upload is None:
+            raise BadRequest("send the file as the multipart field `file`", {"file": ["is required"]})
+        return upload.read(), upload.filename
+    if request.mimetype not in IMPORT_TYPES:
+        raise UnsupportedMediaType("send a JSON array, a CSV or XLSX file, or multipart/form-data with `file`")
+    return request.get_data(), None
+
+
+def _flag_arg(name: str) -> bool:
+    text = request.args.get(name, "false").lower()
+    if text not in ("true", "false", "1", "0"):
+        raise BadRequest(f"{name} must be true or false", {name: ["must be true or false"]})
+    return text in ("true", "1")
 
 
 @blueprint.get("/<entity>/<int:record_id>/shares")

@@ -104,6 +104,30 @@ def _write_schema(entity: Entity, values: EntityValues, *, creating: bool) -> di
     return schema
 
 
+IMPORT_PARAMETERS = [
+    {"name": "mode", "in": "query", "description": "all_or_nothing (default) or skip_bad (write the good rows)",
+     "schema": {"type": "string", "enum": ["all_or_nothing", "skip_bad"]}},
+    {"name": "key", "in": "query", "description": "Fields whose values find the record a row updates; repeatable",
+     "schema": {"type": "array", "items": {"type": "string"}}, "style": "form", "explode": True},
+    {"name": "dry_run", "in": "query", "description": "Check every row, write nothing",
+     "schema": {"type": "boolean"}},
+]
+IMPORT_REPORT = {
+    "type": "object", "required": ["entity", "mode", "dry_run", "written", "rows", "created", "updated", "failed",
+                                   "ignored_columns", "errors"],
+    "properties": {
+        "entity": {"type": "string"}, "mode": {"type": "string"}, "dry_run": {"type": "boolean"},
+        "written": {"type": "boolean", "description": "Whether the good rows were kept"},
+        "rows": {"type": "integer"}, "created": {"type": "integer"}, "updated": {"type": "integer"},
+        "failed": {"type": "integer", "description": "Rows refused"},
+        "ignored_columns": {"type": "object", "additionalProperties": {"type": "string"}},
+        "errors": {"type": "array", "items": {"type": "object", "required": ["row", "field", "message"], "properties": {
+            "row": {"type": "integer", "description": "The row in the file; the header is row 1"},
+            "field": {"type": "string"}, "message": {"type": "string"}}}},
+    },
+}
+
+
 def _responses(ok: dict, *refusals: str) -> dict:
     return ok | {code: PROBLEM for code in (*REFUSALS, *refusals)}
 
@@ -154,10 +178,17 @@ def _entity_paths(entity: Entity, values: EntityValues) -> dict:
         },
         f"/api/v1/{name}/import": {
             "post": {"operationId": f"import_{name}", "tags": tag,
-                     "summary": "Import rows, all or nothing (the import grant)",
-                     "requestBody": _json_body({"type": "array", "minItems": 1, "maxItems": MAX_BULK,
-                                                "items": create}),
-                     "responses": _responses({"201": _content("The records written", rows)}, "409")},
+                     "summary": "Import a JSON array (all or nothing) or a CSV or XLSX file (the import grant)",
+                     "parameters": IMPORT_PARAMETERS,
+                     "requestBody": {"required": True, "content": {
+                         "application/json": {"schema": {"type": "array", "minItems": 1, "maxItems": MAX_BULK,
+                                                         "items": create}},
+                         "text/csv": {"schema": {"type": "string"}},
+                         "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+                             "file": {"type": "string", "format": "binary"}}}}}},
+                     "responses": _responses({"201": _content("The records written (a JSON array)", rows),
+                                              "200": _content("The import report (a file)", IMPORT_REPORT)},
+                                             "409")},
         },
         f"/api/v1/{name}/{{id}}/shares": {
             "parameters": item,

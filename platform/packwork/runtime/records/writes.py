@@ -90,7 +90,7 @@ def _insert(ctx: Context, target: Target, data: object, action: str = "create") 
     _refuse_restricted(ctx, target, data)
     values = target.values.load(data, creating=True)
     values.setdefault("owner_id", ctx.actor.user_id)
-    for granted in {"create", action}:
+    for granted in dict.fromkeys(("create", action)):  # in this order: the message is stable
         if not ctx.access.may_own(granted, target.entity, values["owner_id"]):
             raise PermissionDenied(f"you may not {granted} {target.entity.name} records owned by user "
                                    f"{values['owner_id']}", {"owner_id": ["is outside what you may " + granted]})
