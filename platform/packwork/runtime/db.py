@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -48,3 +54,41 @@ READ_ONLY = "packwork_read_only"
 def reading(engine: sa.Engine) -> sa.Connection:
     """A connection for a transaction that only reads (on SQLite it does not take the write lock)."""
     return engine.connect().execution_options(**{READ_ONLY: True})
+
+
+# -- retrying a unit of work ------------------------------------------------------------------
+
+T = TypeVar("T")
+log = logging.getLogger("packwork.db")
+ATTEMPTS = 4
+_SQLITE_BUSY = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED (primary codes; extended codes add high bits)
+_PG_RETRYABLE = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+
+
+def is_retryable(error: BaseException) -> bool:
+    """An error after which the database rolled the whole transaction back and the same work
+    may simply run again: SQLite busy or locked, a PostgreSQL serialization failure or
+    deadlock. Anything else (a lost connection, whose COMMIT may have happened) is not."""
+    if not isinstance(error, sa.exc.DBAPIError) or error.connection_invalidated:
+        return False
+    orig = error.orig
+    code = getattr(orig, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in _SQLITE_BUSY
+    return getattr(orig, "sqlstate", None) in _PG_RETRYABLE
+
+
+def retrying(work: Callable[[], T], attempts: int = ATTEMPTS) -> T:
+    """Run `work` (one whole transaction, begun and ended inside it) again after a retryable
+    error, at most `attempts` times in all, with a short random back-off. Safe because the
+    failed attempt's transaction rolled back: nothing of it was written."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return work()
+        except sa.exc.DBAPIError as error:
+            if attempt == attempts or not is_retryable(error):
+                raise
+            log.warning("retrying a unit of work (attempt %d of %d): %s", attempt + 1, attempts,
+                        str(error.orig).splitlines()[0])
+            time.sleep(random.uniform(0, 0.02 * 2 ** attempt))
+    raise AssertionError("unreachable")
