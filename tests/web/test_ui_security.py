@@ -77,7 +77,7 @@ class World:
         """Everything a refused write could have touched."""
         with self.engine.connect() as conn:
             return {table: conn.execute(sa.text(f"SELECT * FROM {table} ORDER BY id")).all()
-                    for table in ("gadget", "holder", "pw_saved_view", "pw_session", "pw_audit")}
+                    for table in ("gadget", "holder", "gadget_holder", "pw_saved_view", "pw_session", "pw_audit")}
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -95,6 +95,7 @@ def world(request, tmp_path_factory):
             assert response.status_code == 303, response.text
         assert visitor.post("/r/gadget/1/edit", {"name": f"{SCRIPT} gadget!", "holder": "1", "mood": "calm",
                                                  "version": "1"}).status_code == 303
+        assert visitor.post("/r/gadget/1/links/gadget_holder", {"id": "1", "note": SCRIPT}).status_code == 303
         yield World(app, engine)
         services(app).engine.dispose()
         engine.dispose()
@@ -108,6 +109,8 @@ WRITES = {
     "delete": ("/r/gadget/2/delete", {"version": "1"}),
     "kanban move": ("/r/gadget/2/move", {"field": "mood", "value": "calm", "version": "1"}),
     "mass delete": ("/r/gadget/mass", {"action": "delete", "ids": "2"}),
+    "link": ("/r/gadget/2/links/gadget_holder", {"id": "1"}),
+    "unlink": ("/r/gadget/1/links/gadget_holder/1/delete", {}),
     "save view": ("/r/gadget/views", {"name": "forged", "columns": "name", "filter": "mood = 'calm'"}),
     "settings": ("/me", {"language": "zh", "time_zone": "Asia/Shanghai"}),
     "password": ("/me/password", {"current": PASSWORD, "new": "forged password"}),
@@ -186,6 +189,12 @@ def test_labels_and_values_that_are_markup_are_shown_as_text(world, name):
     assert response.status_code in (200, 404, 422), response.text[:300]
     assert RAW not in response.text
     assert "&lt;script&gt;alert(1)" in response.text
+
+
+def test_a_linked_list_escapes_labels_and_values(world):
+    html = world.visitor("ann").client.get("/r/gadget/1?tab=related").text
+    linked = html[html.index('data-relation="gadget_holder"'):html.index('id="panel-history"')]
+    assert f"{ESCAPED} Also held by" in linked and f"<td>{ESCAPED}</td>" in linked and RAW not in linked
 
 
 def test_the_history_tab_escapes_old_and_new_values(world):

@@ -201,6 +201,26 @@ def unshare_record(entity: str, record_id: int, share_id: int):
     return Response(status=204)
 
 
+@blueprint.get("/<entity>/<int:record_id>/links/<relation>")
+def list_links(entity: str, record_id: int, relation: str):
+    with unit_of_work() as ctx:
+        return jsonify(records.list_links(ctx, entity, record_id, relation))
+
+
+@blueprint.post("/<entity>/<int:record_id>/links/<relation>")
+def link_record(entity: str, record_id: int, relation: str):
+    body = _body()
+    with unit_of_work(write=True) as ctx:
+        return jsonify(records.link(ctx, entity, record_id, relation, body)), 201
+
+
+@blueprint.delete("/<entity>/<int:record_id>/links/<relation>/<int:link_id>")
+def unlink_record(entity: str, record_id: int, relation: str, link_id: int):
+    with unit_of_work(write=True) as ctx:
+        records.unlink(ctx, entity, record_id, relation, link_id)
+    return Response(status=204)
+
+
 @blueprint.post("/transfers")
 def transfer_records():
     """Give every record of `from` to `to` (user ids), as far as the caller's grants reach."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from packwork import __version__
-from packwork.metadata.model import Entity, Field
+from packwork.metadata.model import Entity, Field, Relation
 from packwork.runtime.catalog import Catalog
 from packwork.runtime.listing import DEFAULT_LIMIT, MAX_LIMIT, UNSORTABLE
 from packwork.runtime.records import MAX_BULK
@@ -235,6 +235,40 @@ def _entity_paths(entity: Entity, values: EntityValues) -> dict:
     }
 
 
+def _link_paths(entity: Entity, relation: Relation, other: str) -> dict:
+    """A relation's links as a sub-resource of each record of `entity`, `other` at the far end."""
+    name, key = entity.name, relation.name
+    fields = {f.name: _field_schema(f, reading=False) for f in relation.fields}
+    shown = {f.name: _field_schema(f, reading=True) for f in relation.fields}
+    link = {"type": "object", "required": ["id", "record", "created_at"], "properties": {
+        "id": {"type": "integer"}, "record": {"$ref": f"#/components/schemas/{other}"},
+        "created_at": {"type": "string", "format": "date-time"}} | shown}
+    required = ["id"] + [f.name for f in relation.fields if f.required and f.default is None]
+    request = {"type": "object", "required": required, "additionalProperties": False, "properties": {
+        "id": {"type": "integer", "minimum": 1, "format": "int64", "description": f"The {other} to link"}} | fields}
+    item = [{"$ref": "#/components/parameters/id"}]
+    return {
+        f"/api/v1/{name}/{{id}}/links/{key}": {
+            "parameters": item,
+            "get": {"operationId": f"links_{name}_{key}", "tags": [name],
+                    "summary": f"{relation.label.en}: the linked {other} records you may read",
+                    "responses": _responses({"200": _content("Links", {
+                        "type": "object", "required": ["data", "total"], "properties": {
+                            "data": {"type": "array", "items": link}, "total": {"type": "integer"}}})})},
+            "post": {"operationId": f"link_{name}_{key}", "tags": [name],
+                     "summary": f"Link a {other} (needs update access to this record)",
+                     "requestBody": _json_body(request),
+                     "responses": _responses({"201": _content("The link", link)}, "409")},
+        },
+        f"/api/v1/{name}/{{id}}/links/{key}/{{link_id}}": {
+            "parameters": item + [{"name": "link_id", "in": "path", "required": True,
+                                   "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}}],
+            "delete": {"operationId": f"unlink_{name}_{key}", "tags": [name], "summary": "Remove the link",
+                       "responses": _responses({"204": {"description": "Unlinked"}})},
+        },
+    }
+
+
 def _filterable(values: EntityValues) -> list[str]:
     return [f.name for f in values.fields.values()
             if f.value_type not in UNSORTABLE and f.has_column]
@@ -252,6 +286,10 @@ def document(catalog: Catalog, server: str = "") -> dict:
             continue
         values = catalog.values(entity)
         paths |= _entity_paths(entity, values)
+        for relation in catalog.metadata.relations.values():
+            for end, other in ((relation.source, relation.target), (relation.target, relation.source)):
+                if end == entity.name and not catalog.metadata.entities[other].hidden:
+                    paths |= _link_paths(entity, relation, other)
         schemas[entity.name] = _read_schema(entity, values)
         schemas[f"{entity.name}_create"] = _write_schema(entity, values, creating=True)
         schemas[f"{entity.name}_update"] = _write_schema(entity, values, creating=False)
@@ -285,7 +323,7 @@ COMMON_SCHEMAS = {
         "current": {"type": "object", "description": "On a stale update: the record as it is now."}}},
     "AuditEntry": {"type": "object", "required": ["id", "action", "at", "changes"], "properties": {
         "id": {"type": "integer"}, "action": {"type": "string", "enum": [
-            "create", "update", "delete", "restore", "share", "unshare", "transfer"]},
+            "create", "update", "delete", "restore", "share", "unshare", "transfer", "link", "unlink"]},
         "at": {"type": "string", "format": "date-time"}, "actor": {"type": ["string", "null"]},
         "actor_id": {"type": ["integer", "null"]},
         "changes": {"type": "object", "description": "{field: [old, new]}"}}},

@@ -149,6 +149,8 @@ class Presenter:
         field = entity.field(key.removesuffix("_currency")) if key.endswith("_currency") else entity.field(key)
         if field is not None:
             return self.label(field.label)
+        if key in self.metadata.relations:  # a link or unlink names the relation
+            return self.label(self.metadata.relations[key].label)
         return self.word(SYSTEM_LABELS[key]) if key in SYSTEM_LABELS else key
 
     def change_text(self, entity: Entity, key: str, value: object) -> str:

@@ -6,16 +6,18 @@ with its field messages and is shown next to the fields, with what the person ty
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from flask import current_app, redirect, request, url_for
 from werkzeug.wrappers import Response
 
-from packwork.errors import Conflict, PermissionDenied, RequestError, ValidationError
-from packwork.metadata.model import Entity, Field, Layout
+from packwork.errors import BadRequest, Conflict, NotFound, PermissionDenied, RequestError, ValidationError
+from packwork.metadata.model import Entity, Field, Layout, Relation
 from packwork.runtime import records, users
 from packwork.runtime.listing import ListQuery
-from packwork.web.pages import Page, form_version, is_htmx, render_block, signed_in
-from packwork.web.present import default_columns, layout_for, references_to
+from packwork.runtime.records.relations import end_for, shape_of
+from packwork.web.pages import Page, form_version, is_htmx, render_block, signed_in, whole_number
+from packwork.web.present import Column, default_columns, layout_for, references_to
 from packwork.web.ui import user_ids, blueprint, presenter, quick_filter
 from packwork.web.widgets import Widgets
 
@@ -110,29 +112,49 @@ def _go(location: str) -> Response:
 
 
 @blueprint.get("/r/<name>/<int:record_id>")
-def detail(name: str, record_id: int) -> str:
+def detail(name: str, record_id: int) -> Response:
     with signed_in() as page:
-        ctx = page.ctx
-        entity = records.entity_for(ctx, name)
-        layout = layout_for(entity, None)
-        expand = [f.name for f in entity.fields if f.type == "reference" and f.name not in ctx.access.hidden(entity)
-                  and not f.hidden]
-        record = records.get_record(ctx, name, record_id, expand)
-        layout = layout_for(entity, record.get("record_type"))
-        fields = form_fields(page, entity, layout)
-        related = _related(page, entity, record_id)
-        entries = records.history(ctx, name, record_id)
-        ids = user_ids([record], [f.name for f in fields]) | {e["actor_id"] for e in entries if e["actor_id"]}
-        people = {"owner_id", "created_by"} | {f.name for f in entity.fields if f.type == "user"}
-        ids |= {v for e in entries for k, pair in e["changes"].items() if k in people for v in pair
-                if isinstance(v, int)}
-        ids |= user_ids([r for _, _, rows, _ in related for r in rows], ["owner_id"])
-        p = presenter(page, ids)
-        policy = ctx.access.policy(name)
-        return render_block("ui/detail.html", None, p=p, entity=entity, record=record, layout=layout,
-                            visible={f.name for f in fields}, related=related, history=entries,
-                            may={a: policy.reach(a).granted for a in ("update", "delete", "create")},
-                            key_columns=p.columns(entity, default_columns(entity)[:5], ctx.access.hidden(entity)))
+        return _detail(page, name, record_id)
+
+
+@dataclass(frozen=True)
+class LinkRefusal:
+    """A refused link, shown in its relation's form with what the person chose kept."""
+
+    relation: str
+    message: str
+    errors: Mapping[str, list[str]]
+    form: Mapping[str, str] = field(default_factory=dict)
+
+
+def _detail(page: Page, name: str, record_id: int, refused: LinkRefusal | None = None,
+            status: int = 200) -> Response:
+    ctx = page.ctx
+    entity = records.entity_for(ctx, name)
+    expand = [f.name for f in entity.fields if f.type == "reference" and f.name not in ctx.access.hidden(entity)
+              and not f.hidden]
+    record = records.get_record(ctx, name, record_id, expand)
+    layout = layout_for(entity, record.get("record_type"))
+    fields = form_fields(page, entity, layout)
+    related = _related(page, entity, record_id)
+    may = records.allowed_actions(ctx, name, record_id, ("update", "delete")) | \
+        {"create": ctx.access.policy(name).reach("create").granted}
+    linked = _linked(page, entity, record_id, may["update"])
+    entries = records.history(ctx, name, record_id)
+    ids = user_ids([record], [f.name for f in fields]) | {e["actor_id"] for e in entries if e["actor_id"]}
+    people = {"owner_id", "created_by"} | {f.name for f in entity.fields if f.type == "user"}
+    ids |= {v for e in entries for k, pair in e["changes"].items() if k in people for v in pair
+            if isinstance(v, int)}
+    ids |= user_ids([r for _, _, rows, _ in related for r in rows], ["owner_id"])
+    ids |= user_ids([link["record"] for item in linked for link in item.links], ["owner_id"])
+    p = presenter(page, ids)
+    tab = "related" if refused else request.args.get("tab", "details")
+    html = render_block("ui/detail.html", None, p=p, entity=entity, record=record, layout=layout, tab=tab,
+                        visible={f.name for f in fields}, related=related, linked=linked, refused=refused,
+                        history=entries, assignees=users.active_users(ctx.conn),
+                        may=may,
+                        key_columns=p.columns(entity, default_columns(entity)[:5], ctx.access.hidden(entity)))
+    return current_app.make_response((html, status))
 
 
 def _related(page: Page, entity: Entity, record_id: int) -> list[tuple]:
@@ -148,6 +170,68 @@ def _related(page: Page, entity: Entity, record_id: int) -> list[tuple]:
         columns = presenter(page).columns(other, names, page.ctx.access.hidden(other))
         found.append((other, field, rows, columns))
     return found
+
+
+@dataclass(frozen=True)
+class LinkedList:
+    """A many-to-many relation's links on the detail page, and how to add one."""
+
+    relation: Relation
+    shape: Entity  # the relation's own fields, as an entity the presenter can show
+    other: Entity
+    links: list[dict]
+    total: int
+    columns: list[Column]  # of the linked records
+    may_link: bool
+    picker: Field  # the reference picker that chooses the record to link
+
+    @property
+    def prefix(self) -> str:
+        """Form control ids unique on the page (several relations may share field names)."""
+        return f"l-{self.relation.name}-"
+
+
+def _linked(page: Page, entity: Entity, record_id: int, may_update: bool) -> list[LinkedList]:
+    """Each relation of `entity` whose far end the reader may read."""
+    ctx, found = page.ctx, []
+    for end in records.ends_of(ctx, entity):
+        other = ctx.catalog.metadata.entities[end.other]
+        if not ctx.access.policy(other.name).reach("read").granted:
+            continue
+        listed = records.list_links(ctx, entity.name, record_id, end.relation.name, RELATED_LIMIT)
+        names = [c for c in default_columns(other) if c != other.title_field][:3]
+        found.append(LinkedList(
+            end.relation, shape_of(end.relation), other, listed["data"], listed["total"],
+            presenter(page).columns(other, names, ctx.access.hidden(other)), may_update,
+            Field("id", "reference", other.label, required=True, target=other.name)))
+    return found
+
+
+@blueprint.post("/r/<name>/<int:record_id>/links/<relation>")
+def add_link(name: str, record_id: int, relation: str) -> Response:
+    with signed_in(write=True) as page:
+        end = end_for(page.ctx, records.entity_for(page.ctx, name), relation)  # 404 for no such relation
+        body, errors = widgets().parse(list(end.relation.fields), request.form, page.session.time_zone)
+        other_id = whole_number(request.form.get("id"))
+        if other_id is None:
+            errors["id"] = ["choose a record"]
+        message, status = "Some values are not valid.", 422
+        if not errors:
+            try:
+                with page.ctx.conn.begin_nested():
+                    records.link(page.ctx, name, record_id, relation, {"id": other_id} | body)
+                return _go(url_for("ui.detail", name=name, record_id=record_id, tab="related"))
+            except (BadRequest, ValidationError, Conflict, PermissionDenied, NotFound) as exc:
+                message, status = exc.detail, exc.status
+                errors = dict(exc.errors) or {"id": [exc.detail]}
+        return _detail(page, name, record_id, LinkRefusal(relation, message, errors, request.form.to_dict()), status)
+
+
+@blueprint.post("/r/<name>/<int:record_id>/links/<relation>/<int:link_id>/delete")
+def remove_link(name: str, record_id: int, relation: str, link_id: int) -> Response:
+    with signed_in(write=True) as page:
+        records.unlink(page.ctx, name, record_id, relation, link_id)
+    return _go(url_for("ui.detail", name=name, record_id=record_id, tab="related"))
 
 
 @blueprint.get("/r/<name>/<int:record_id>/edit")

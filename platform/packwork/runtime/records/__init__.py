@@ -5,11 +5,13 @@ permissions (`runtime.permissions`), so no entry point can skip them."""
 
 from packwork.runtime.records.core import Context, Page, entity_for
 from packwork.runtime.records.ownership import record_shares, share_record, transfer_records, unshare_record
-from packwork.runtime.records.reads import export_records, get_record, history, list_records
+from packwork.runtime.records.reads import allowed_actions, export_records, get_record, history, list_records
+from packwork.runtime.records.relations import End, ends_of, link, list_links, unlink
 from packwork.runtime.records.summary import Group, summarize
 from packwork.runtime.records.writes import MAX_BULK, bulk_write, create_record, delete_record, restore_record, \
     update_read_rows, update_record
 
 __all__ = ["Context", "Page", "entity_for", "list_records", "get_record", "history", "export_records",
            "create_record", "update_record", "delete_record", "restore_record", "bulk_write", "update_read_rows",
-           "MAX_BULK", "Group", "summarize", "share_record", "unshare_record", "record_shares", "transfer_records"]
+           "MAX_BULK", "Group", "summarize", "share_record", "unshare_record", "record_shares", "transfer_records",
+           "allowed_actions", "End", "ends_of", "link", "list_links", "unlink"]

@@ -60,6 +60,17 @@ def get_record(ctx: Context, name: str, record_id: int, expand: Iterable[str] = 
     return data[0]
 
 
+def allowed_actions(ctx: Context, name: str, record_id: int, actions: Iterable[str]) -> dict[str, bool]:
+    """Which of `actions` the actor may take on this record (which buttons a page offers): the
+    same grants and row scopes the writes check. 404 unless the actor may read the record."""
+    target = core.target_for(ctx, name, "read")
+    row = core.fetch(ctx, target, record_id)
+    policy = ctx.access.policy(name)
+    return {action: policy.reach(action).granted and
+            core.within(ctx, target, row, ctx.access.rows(action, target.entity, target.table))
+            for action in actions}
+
+
 def history(ctx: Context, name: str, record_id: int) -> list[dict]:
     target = core.target_for(ctx, name, "read")
     core.fetch(ctx, target, record_id, deleted_too=True)
