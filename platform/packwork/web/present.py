@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from packwork.metadata.model import Entity, Field, Layout, Metadata, Section, Tab, Label
 from packwork.web.i18n import translate
@@ -17,7 +17,6 @@ from packwork.web.i18n import translate
 SYSTEM_LABELS = {"id": "#", "owner_id": "Owner", "created_at": "Created", "updated_at": "Updated",
                  "created_by": "Created by", "record_type": "Record type"}
 NUMERIC = frozenset({"integer", "decimal", "money", "percent"})
-NUM_CLASS = Markup(' class="num"')
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,17 +83,26 @@ class Presenter:
             value = value.get("id")
         return str(value) if value not in (None, "") else f"{self.label(entity.label)} #{record.get('id')}"
 
-    def rows(self, entity: Entity, columns: list[Column], records: list[Mapping]) -> list[tuple]:
-        """(id, title, first column's text, [(cell class, text) of the others]) per record: a list
-        page's table, worked out here in one pass because per-cell lookups in the template cost
-        more than the query (measured with bench/ui.py)."""
-        classes = [NUM_CLASS if c.numeric else "" for c in columns]
-        result = []
+    def table_rows(self, entity: Entity, columns: list[Column], records: list[Mapping], detail_url: str,
+                   selectable: bool) -> Markup:
+        """A list page's `<tr>`s, built here in one pass: per-cell template expressions cost
+        more than the query (measured with bench/ui.py). Every text is escaped exactly once;
+        ids are integers and `detail_url` comes from url_for."""
+        classes = [' class="num"' if c.numeric else "" for c in columns]
+        prefix = str(escape(detail_url))
+        parts = []
         for record in records:
-            texts = [self._column_text(column, record) for column in columns]
-            result.append((record["id"], self.title(entity, record), texts[0] if texts else "",
-                           list(zip(classes[1:], texts[1:]))))
-        return result
+            record_id = int(record["id"])
+            title = str(escape(self.title(entity, record)))
+            texts = [str(escape(self._column_text(column, record))) for column in columns]
+            first = texts[0] if texts and texts[0] else title
+            parts.append("<tr>")
+            if selectable:
+                parts.append(f'<td><input type="checkbox" name="ids" value="{record_id}" aria-label="{title}"></td>')
+            parts.append(f'<td{classes[0] if classes else ""}><a href="{prefix}{record_id}">{first}</a></td>')
+            parts += [f"<td{cell_class}>{text}</td>" for cell_class, text in zip(classes[1:], texts[1:])]
+            parts.append("</tr>\n")
+        return Markup("".join(parts))
 
     def _column_text(self, column: Column, record: Mapping) -> str:
         return self._text_of(column.key, column.field, record)

@@ -14,6 +14,7 @@ from packwork.metadata.filters import FilterError, parse_filter
 from packwork.metadata.model import Entity
 from packwork.runtime import records, saved_views, users
 from packwork.runtime.listing import ListQuery, split_names
+from packwork.runtime.values import EntityValues
 from packwork.web import exports
 from packwork.web.pages import Page, form_version, local_path, render_block, signed_in, whole_number
 from packwork.web.present import Presenter, default_columns, sort_text
@@ -93,13 +94,15 @@ class ListState:
         parts = [f"({text})" for text in (self.base_filter, self.filter) if text and text.strip()]
         return " and ".join(parts) or None
 
-    def query(self, entity: Entity, hidden: frozenset[str], after: str | None) -> ListQuery:
+    def query(self, entity: Entity, values: EntityValues, hidden: frozenset[str], after: str | None) -> ListQuery:
+        """The page's records, with only the keys its columns and titles show."""
         parts = [self.combined_filter] if self.combined_filter else []
         if (quick := quick_filter(entity, hidden, self.q)) is not None:
             parts.append(quick)
         expand = tuple(c for c in self.columns if (f := entity.field(c)) is not None and f.type == "reference")
+        shown = values.keys_of(frozenset(self.columns) | {entity.title_field} - {None}) & values.output_keys
         return ListQuery(filter=" and ".join(parts) or None, sort=self.sort, expand=expand, limit=PAGE_SIZE,
-                         after=after)
+                         after=after, fields=tuple(sorted(shown - values.keys_of(hidden))))
 
     def params(self, **changes) -> dict:
         values = {"view": self.view, "columns": ",".join(self.columns), "filter": self.filter, "q": self.q,
@@ -137,7 +140,8 @@ def list_page(name: str) -> Response | str:
         error, result = _filter_problem(state.filter), records.Page([], None)
         try:
             if error is None:
-                result = records.list_records(page.ctx, name, state.query(entity, hidden, request.args.get("after")))
+                query = state.query(entity, page.ctx.catalog.values(entity), hidden, request.args.get("after"))
+                result = records.list_records(page.ctx, name, query)
         except BadRequest as exc:
             error = exc.detail
         p, may = presenter(page, user_ids(result.data, state.columns)), _may(page, entity)
