@@ -79,11 +79,11 @@ def server(command: list[str], port: int, env: dict | None = None):
     try:
         for _ in range(200):
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
                 break
             except urllib.error.HTTPError:
                 break  # it answers (404 is fine)
-            except (urllib.error.URLError, ConnectionError):
+            except (urllib.error.URLError, ConnectionError, TimeoutError):  # not up yet, or a busy machine
                 time.sleep(0.1)
         else:
             raise RuntimeError(f"server on port {port} did not start: {process.stderr.read()}")

@@ -96,3 +96,10 @@ def test_a_reader_who_may_not_update_gets_no_link_forms(site):
     assert 'data-relation="widget_stock"' in page and 'class="link-form"' not in page
     refused = max_.post("/r/widget/1/links/widget_link", {"id": "1"})
     assert refused.status_code == 403
+
+
+def test_the_list_page_says_how_many_records_match(site):
+    app, engine, kim = site
+    assert '<p class="muted match-count" aria-live="polite">Records: 3</p>' in kim.client.get("/r/bin").text
+    one = kim.client.get("/r/bin?filter=label_text+%3D+%27Shelf+B%27").text
+    assert 'aria-live="polite">Records: 1</p>' in one

@@ -37,6 +37,7 @@ class ListQuery:
     limit: int = DEFAULT_LIMIT
     after: str | None = None
     count: bool = False
+    count_up_to: int | None = None  # count, but stop at this many + 1 (what a page can afford)
 
     @classmethod
     def from_params(cls, params: Mapping[str, str]) -> "ListQuery":

@@ -82,6 +82,8 @@ ZH = {
     "Actions": "操作",
     "Total": "合计",
     "records": "条记录",
+    "Records": "记录数",
+    "more than": "超过",
     "Type to search": "输入以搜索",
     "Clear": "清除",
     "Choose…": "请选择…",

@@ -20,6 +20,7 @@ from packwork.web.pages import Page, form_version, local_path, render_block, sig
 from packwork.web.present import Presenter, default_columns, sort_text
 
 blueprint = Blueprint("ui", __name__)
+COUNT_UP_TO = 1000  # a list shows how many records match, up to this: beyond, "more than"
 PAGE_SIZE = 50
 SEARCH_LIMIT = 5
 TEXTUAL = frozenset({"text", "long_text", "email", "phone", "url"})
@@ -102,7 +103,7 @@ class ListState:
         expand = tuple(c for c in self.columns if (f := entity.field(c)) is not None and f.type == "reference")
         shown = values.keys_of(frozenset(self.columns) | {entity.title_field} - {None}) & values.output_keys
         return ListQuery(filter=" and ".join(parts) or None, sort=self.sort, expand=expand, limit=PAGE_SIZE,
-                         after=after, fields=tuple(sorted(shown - values.keys_of(hidden))))
+                         after=after, fields=tuple(sorted(shown - values.keys_of(hidden))), count_up_to=COUNT_UP_TO)
 
     def params(self, **changes) -> dict:
         values = {"view": self.view, "columns": ",".join(self.columns), "filter": self.filter, "q": self.q,
@@ -146,7 +147,7 @@ def list_page(name: str) -> Response | str:
             error = exc.detail
         p, may = presenter(page, user_ids(result.data, state.columns)), _may(page, entity)
         html = render_block("ui/list.html", "results", p=p, entity=entity, state=state, result=result,
-                            columns=p.columns(entity, state.columns, hidden), error=error,
+                            columns=p.columns(entity, state.columns, hidden), error=error, count_cap=COUNT_UP_TO,
                             saved=saved_views.views_of(page.ctx, name) if page.session.has_saved_views else [],
                             may=may,
                             assignees=users.active_users(page.ctx.conn) if may["transfer"] and result.data else [])

@@ -47,9 +47,20 @@ def list_records(ctx: Context, name: str, query: ListQuery = ListQuery(), action
     data = target.values.dump_rows(rows, shown)
     core.with_computed(ctx, target, rows, data, shown)
     _expand(ctx, target, data, query.expand, hidden)
-    count = ctx.conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar() \
-        if query.count else None
-    return Page(data, encode_cursor(keys, rows[-1]) if more else None, count)
+    return Page(data, encode_cursor(keys, rows[-1]) if more else None, _count(ctx, table, where, query, len(rows), more))
+
+
+def _count(ctx: Context, table: sa.Table, where: list, query: ListQuery, shown: int, more: bool) -> int | None:
+    """The matching records: exactly if `count`; up to `count_up_to` + 1 (meaning "more than
+    count_up_to") if that is set, which reads at most that many index entries; else None."""
+    if query.count:
+        return ctx.conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar()
+    if query.count_up_to is None:
+        return None
+    if not more and not query.after:
+        return shown  # the first page holds them all
+    capped = sa.select(table.c.id).where(*where).limit(query.count_up_to + 1).subquery()
+    return ctx.conn.execute(sa.select(sa.func.count()).select_from(capped)).scalar()
 
 
 def get_record(ctx: Context, name: str, record_id: int, expand: Iterable[str] = ()) -> dict:
