@@ -14,7 +14,7 @@ from packwork.metadata.fieldtypes import FieldTypes
 from packwork.metadata.loader import MANIFEST, Document
 from packwork.metadata.model import (
     Choice, Dictionary, Entity, Field, Grant, Group, Kanban, Label, Layout, ListView, Origin,
-    PackInfo, Pipeline, RecordType, Relation, Role, Rule, Section, SortKey, Stage, Tab,
+    PackInfo, Pipeline, RecordType, Relation, Role, Rule, Section, SortKey, Stage, Tab, Timeline,
 )
 from packwork.metadata.problems import Problem
 
@@ -216,6 +216,7 @@ def _entity(name: str, spec: dict, pack: str, origin: Origin) -> Entity:
         record_types=tuple(RecordType(r, Label.of(rs.get("label"), r), origin.at("record_types", r))
                            for r, rs in spec.get("record_types", {}).items()),
         pipeline=pipeline, origin=origin, **_views(spec, origin),
+        timeline=Timeline(spec["timeline"]["date"], spec["timeline"].get("done")) if "timeline" in spec else None,
     )
 
 

@@ -125,6 +125,20 @@ def _check_default(field: Field) -> Iterator[Problem]:
             yield _p("PACK-E036", field.origin, f"a {field.type} field cannot have a default", "default")
 
 
+def _check_timeline(entity: Entity) -> Iterator[Problem]:
+    if entity.timeline is None:
+        return
+    for key, name, types in (("date", entity.timeline.date, ("date", "datetime")),
+                             ("done", entity.timeline.done, ("boolean",))):
+        field = entity.field(name) if name else None
+        if name and field is None:
+            yield _p("PACK-E037", entity.origin, f"timeline {key} {name!r} is not a field of {entity.name!r}",
+                     "timeline", key)
+        elif field is not None and field.value_type not in types:
+            yield _p("PACK-E044", entity.origin, f"timeline {key} {name!r} must be a {' or '.join(types)} field, "
+                     f"not {field.value_type}", "timeline", key)
+
+
 def _check_field_refs(entity: Entity, metadata: Metadata, names: set[str]) -> Iterator[Problem]:
     origin = entity.origin
     if entity.title_field and entity.title_field not in names:
@@ -134,6 +148,7 @@ def _check_field_refs(entity: Entity, metadata: Metadata, names: set[str]) -> It
         if name not in names:
             yield _p("PACK-E037", origin, f"search field {name!r} is not a field of {entity.name!r}",
                      "search_fields", index)
+    yield from _check_timeline(entity)
     if entity.group and metadata.groups and entity.group not in {g.name for g in metadata.groups}:
         yield _p("PACK-E033", origin, f"group {entity.group!r} is not declared", "group")
     record_types = {r.name for r in entity.record_types}

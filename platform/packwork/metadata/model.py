@@ -198,10 +198,20 @@ class Entity:
     list_views: tuple[ListView, ...] = ()
     kanbans: tuple[Kanban, ...] = ()
     pipeline: Pipeline | None = None
+    timeline: "Timeline | None" = None
     origin: Origin = _origin()
 
     def field(self, name: str) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """An entity whose records are activities: they show on the timeline of each record they
+    reference, ordered by `date`; `done` (a boolean field) splits what is open from what is past."""
+
+    date: str
+    done: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from packwork.web.ui import user_ids, blueprint, presenter, quick_filter
 from packwork.web.widgets import Widgets
 
 RELATED_LIMIT = 10
+TIMELINE_LIMIT = 20  # per activity entity
 LOOKUP_LIMIT = 10
 
 
@@ -137,6 +138,7 @@ def _detail(page: Page, name: str, record_id: int, refused: LinkRefusal | None =
     layout = layout_for(entity, record.get("record_type"))
     fields = form_fields(page, entity, layout)
     related = _related(page, entity, record_id)
+    timeline = _timeline(page, entity, record_id)
     may = records.allowed_actions(ctx, name, record_id, ("update", "delete")) | \
         {"create": ctx.access.policy(name).reach("create").granted}
     linked = _linked(page, entity, record_id, may["update"])
@@ -145,24 +147,32 @@ def _detail(page: Page, name: str, record_id: int, refused: LinkRefusal | None =
     people = {"owner_id", "created_by"} | {f.name for f in entity.fields if f.type == "user"}
     ids |= {v for e in entries for k, pair in e["changes"].items() if k in people for v in pair
             if isinstance(v, int)}
-    ids |= user_ids([r for _, _, rows, _ in related for r in rows], ["owner_id"])
+    ids |= user_ids([r for _, _, rows, _ in related for r in rows] + [e.record for e in timeline.entries],
+                    ["owner_id"])
     ids |= user_ids([link["record"] for item in linked for link in item.links], ["owner_id"])
     p = presenter(page, ids)
     tab = "related" if refused else request.args.get("tab", "details")
     html = render_block("ui/detail.html", None, p=p, entity=entity, record=record, layout=layout, tab=tab,
                         visible={f.name for f in fields}, related=related, linked=linked, refused=refused,
+                        timeline=timeline,
                         history=entries, assignees=users.active_users(ctx.conn),
                         may=may,
                         key_columns=p.columns(entity, default_columns(entity)[:5], ctx.access.hidden(entity)))
     return current_app.make_response((html, status))
 
 
+def _readable_references(page: Page, entity: Entity) -> list[tuple[Entity, Field]]:
+    return [(other, field) for other, field in references_to(page.ctx.catalog.metadata, entity.name)
+            if page.ctx.access.policy(other.name).reach("read").granted
+            and field.name not in page.ctx.access.hidden(other)]
+
+
 def _related(page: Page, entity: Entity, record_id: int) -> list[tuple]:
-    """(entity, field, rows, columns) for each entity whose reference points here, that the reader may read."""
+    """(entity, field, rows, columns) for each entity whose reference points here, that the
+    reader may read (activities are on the timeline instead)."""
     found = []
-    for other, field in references_to(page.ctx.catalog.metadata, entity.name):
-        if not page.ctx.access.policy(other.name).reach("read").granted or \
-                field.name in page.ctx.access.hidden(other):
+    for other, field in _readable_references(page, entity):
+        if other.timeline is not None:
             continue
         rows = records.list_records(page.ctx, other.name, ListQuery(equals=((field.name, str(record_id)),),
                                                                    limit=RELATED_LIMIT)).data
@@ -170,6 +180,49 @@ def _related(page: Page, entity: Entity, record_id: int) -> list[tuple]:
         columns = presenter(page).columns(other, names, page.ctx.access.hidden(other))
         found.append((other, field, rows, columns))
     return found
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    entity: Entity
+    record: dict
+    when: str | None  # the timeline date, as ISO text
+    done: bool
+
+
+@dataclass(frozen=True)
+class Timeline:
+    entries: list[TimelineEntry]  # open ones soonest first, then the past newest first
+    new: list[tuple[Entity, Field]]  # what the reader may create here, and the reference it fills
+
+    @property
+    def open(self) -> list[TimelineEntry]:
+        return [e for e in self.entries if not e.done]
+
+    @property
+    def past(self) -> list[TimelineEntry]:
+        return [e for e in self.entries if e.done]
+
+
+def _timeline(page: Page, entity: Entity, record_id: int) -> Timeline:
+    """The activities that reference this record, from every entity with a timeline."""
+    entries, new = [], []
+    today = page.ctx.now.date().isoformat()
+    for other, field in _readable_references(page, entity):
+        spec = other.timeline
+        if spec is None:
+            continue
+        if page.ctx.access.policy(other.name).reach("create").granted:
+            new.append((other, field))
+        rows = records.list_records(page.ctx, other.name, ListQuery(
+            equals=((field.name, str(record_id)),), sort=f"-{spec.date}", limit=TIMELINE_LIMIT)).data
+        for row in rows:
+            when = row.get(spec.date)
+            done = bool(row.get(spec.done)) if spec.done else (when is not None and str(when) < today)
+            entries.append(TimelineEntry(other, row, str(when) if when is not None else None, done))
+    open_ = sorted((e for e in entries if not e.done), key=lambda e: (e.when is None, e.when or ""))
+    past = sorted((e for e in entries if e.done), key=lambda e: e.when or "", reverse=True)
+    return Timeline(open_ + past, new)
 
 
 @dataclass(frozen=True)
