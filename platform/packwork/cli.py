@@ -174,6 +174,59 @@ def db_status(db_url: str) -> None:
             click.echo(f"    orphaned column {column.name} (data kept until `packwork pack purge`)")
 
 
+@db.command("check")
+@db_option
+def db_check(db_url: str) -> None:
+    """Compare the database with the installed metadata.
+
+    Tables, columns, indexes, foreign keys, system tables and the pack and version records;
+    prints "ok" and a summary, or one line per problem and exits 1."""
+    from packwork.runtime import db_check as checking
+    if not _echo_check(checking.check_url(db_url)):
+        sys.exit(1)
+
+
+def _echo_check(report) -> bool:
+    if report.ok:
+        click.echo("ok")
+        click.echo(report.summary)
+        return True
+    for problem in report.problems:
+        click.echo(problem.format())
+    click.echo(f"{len(report.problems)} problem(s) found.", err=True)
+    return False
+
+
+@main.command("backup")
+@db_option
+@click.argument("out_file", type=click.Path(dir_okay=False))
+def backup_command(db_url: str, out_file: str) -> None:
+    """Back up the database to OUT_FILE; safe while the application runs.
+
+    SQLite through its online backup API, PostgreSQL through pg_dump's custom format.
+    OUT_FILE is replaced only once the new backup is whole."""
+    from packwork.runtime import backup
+    made = backup.backup(db_url, Path(out_file))
+    click.echo(f"Backed up {backup.shown_url(db_url)} to {made.path} ({backup.KINDS[made.kind]}, "
+               f"{made.size:,} bytes).")
+
+
+@main.command("restore")
+@db_option
+@click.argument("in_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite a database that already holds data.")
+def restore_command(db_url: str, in_file: str, force: bool) -> None:
+    """Restore the database from the backup IN_FILE, then check it.
+
+    One transaction: all of the backup or none of it. Refuses a database that holds data
+    unless --force, and a backup of the other database kind."""
+    from packwork.runtime import backup
+    restored = backup.restore(db_url, Path(in_file), force=force)
+    click.echo(f"Restored {restored.path} into {backup.shown_url(db_url)}. Checking it:")
+    if not _echo_check(restored.check):
+        sys.exit(1)
+
+
 @main.group()
 def user() -> None:
     """Manage platform users."""
