@@ -20,7 +20,6 @@ from types import MappingProxyType
 
 from packwork.metadata.checks import code_line, formula_names
 from packwork.metadata.model import Entity, Field, Metadata, Rule
-from packwork.rules.library import LIBRARY
 from packwork.rules.sandbox import CompiledRule, Record, compile_rule, run_compiled, run_each
 
 CALLBACKS = frozenset({"query", "create"})  # what reaches other records
@@ -35,7 +34,7 @@ class Compiled:
     self_contained: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # compared and hashed by identity: compiled once
 class Formula:
     """A computed field: blank when a field it reads is blank, unless it says what to do
     about blanks with `coalesce()` (as spreadsheets and Salesforce treat blank inputs)."""
@@ -144,8 +143,13 @@ def depending_on(rules: EntityRules, changed: frozenset[str] | set[str]) -> froz
     """The computed fields whose formulas read, directly or through other computed fields,
     one of the `changed` fields: the only ones a change can change (formulas see nothing
     else that differs between two runs over the same Env)."""
+    return _depending_on(rules.computed, frozenset(changed)) if rules.computed else frozenset()
+
+
+@functools.lru_cache(maxsize=1024)  # an entity's formulas, and the few sets of fields rules set
+def _depending_on(computed: tuple[Formula, ...], changed: frozenset[str]) -> frozenset[str]:
     reached, found = set(changed), set()
-    for formula in rules.computed:  # in dependency order: one pass reaches every dependant
+    for formula in computed:  # in dependency order: one pass reaches every dependant
         if not formula.code.loaded.isdisjoint(reached):  # every name it reads, functions too
             reached.add(formula.field)
             found.add(formula.field)
@@ -173,13 +177,17 @@ def firing(rules: EntityRules, record: Mapping, old: Mapping | None) -> tuple[Co
     """The triggers a write of `record` (over `old`, None on create) fires, in pack order."""
     if not rules.triggers:
         return ()
-    events = {"create"} if old is None else {"update"}
-    if _entering(rules, record, old) is not None:
-        events.add("stage_change")
-    return tuple(c for c in rules.triggers if not events.isdisjoint(c.rule.events))
+    return _firing(rules.triggers, old is None, _entering(rules, record, old) is not None)
 
 
-def early(triggers: Sequence[Compiled]) -> int:
+@functools.lru_cache(maxsize=1024)  # an entity's triggers, and two flags: a few entries each
+def _firing(triggers: tuple[Compiled, ...], creating: bool, entering: bool) -> tuple[Compiled, ...]:
+    events = {"create" if creating else "update"} | ({"stage_change"} if entering else set())
+    return tuple(c for c in triggers if not events.isdisjoint(c.rule.events))
+
+
+@functools.lru_cache(maxsize=1024)
+def early(triggers: tuple[Compiled, ...]) -> int:
     """How many of `triggers`, from the first, may run on a new record before it is inserted."""
     count = 0
     while count < len(triggers) and triggers[count].self_contained:
@@ -247,11 +255,12 @@ def _run_batch(rules: EntityRules, batch: Sequence[Compiled], record: Mapping, o
     def error(field_name: str, message: str) -> None:
         errors.setdefault(str(field_name), []).append(str(message))
 
-    subject = Record(dict(record))  # the sandbox copies what the rules changed back into it
-    offered = {"record": lambda: subject, "old": lambda: Record(dict(old)) if old is not None else None,
-               "error": lambda: error, "stage_probability": lambda: rules.probabilities.get,
-               "query": lambda: env.query, "create": lambda: env.create}
+    subject = Record(record)  # a copy: the sandbox copies what the rules changed back into it
     codes, loaded, limits = _batch_parts(tuple(batch))
+    offered = {"record": subject, "error": error, "stage_probability": rules.probabilities.get,
+               "query": env.query, "create": env.create}
+    if "old" in loaded:  # the one that costs something to make
+        offered["old"] = Record(dict(old)) if old is not None else None
     run_each(codes, _visible(loaded, env, offered), keep=("record",) if keep else (), time_limits_ms=limits,
              until=(lambda: bool(errors)) if keep else None)
     return subject.as_dict()
@@ -264,25 +273,30 @@ def _batch_parts(batch: tuple[Compiled, ...]) -> tuple[tuple[CompiledRule, ...],
             tuple(c.rule.time_limit_ms or 50 for c in batch))
 
 
-def _visible(loaded: frozenset[str], env: Env, offered: Mapping[str, Callable[[], object]],
+# What rule code sees of the clock and the user, made from the Env when read
+_CLOCK: Mapping[str, Callable[[Env], object]] = MappingProxyType({
+    "user": lambda env: dict(env.user), "now": lambda env: lambda: env.now,
+    "today": lambda env: lambda: env.now.date()})
+
+
+def _visible(loaded: frozenset[str], env: Env, offered: Mapping[str, object],
              values: Mapping = MappingProxyType({})) -> dict:
     """The names code that reads `loaded` reads, and only those: every value handed to rule
     code is checked and copied on each run, so what it does not read is not offered. `values`
-    (a formula's record fields) come first, then `offered` (made only when read)."""
-    clock = {"user": lambda: dict(env.user), "now": lambda: lambda: env.now,
-             "today": lambda: lambda: env.now.date()}
+    (a formula's record fields) come first, then `offered`, then the clock (made only when
+    read). A callback offered as None (no `create` outside the record service) is left out.
+    The library is not offered: rule code finds the same functions among its builtins
+    (library.BUILTINS), and every name offered is checked on every run."""
     names = {}
     for name in loaded:
         if name in values:
             names[name] = values[name]
-            continue
-        make = offered.get(name) or clock.get(name)
-        if make is not None:
-            value = make()
+        elif name in offered:
+            value = offered[name]
             if value is not None or name not in CALLBACKS:
                 names[name] = value
-        elif name in LIBRARY:
-            names[name] = LIBRARY[name]
+        elif name in _CLOCK:
+            names[name] = _CLOCK[name](env)
     return names
 
 

@@ -39,11 +39,12 @@ SEQUENCES = frozenset({str, list, tuple})
 # Operators (BinOp rewritten by policy.py, and augmented assignment)
 
 def mul(a, b):
+    # ints of one machine digit (|n| < 2**30), the usual case, are compared without a call
+    # (and without naming their types: every opcode counts here); their product fits
+    if type(a) is int and type(b) is int and -0x3FFFFFFF <= a <= 0x3FFFFFFF and -0x3FFFFFFF <= b <= 0x3FFFFFFF:
+        return a * b
     ta, tb = type(a), type(b)
     if ta is int and tb is int:
-        # ints of one machine digit (|n| < 2**30) are compared without a call; their product fits
-        if -0x3FFFFFFF <= a <= 0x3FFFFFFF and -0x3FFFFFFF <= b <= 0x3FFFFFFF:
-            return a * b
         if a.bit_length() + b.bit_length() > MAX_INT_BITS:
             raise int_too_big(a.bit_length() + b.bit_length())
         return a * b

@@ -68,6 +68,38 @@ def plain_size(value, budget: int = MAX_OUTPUT) -> int | None:
     return total
 
 
+_OTHER_SCALARS = SHARED - {NoneType, str, int}  # one item each, shared by copies
+_SHARED_ZONES = frozenset({NoneType, timezone})  # the zones of datetimes copy_plain shares as they are
+_TEXT = frozenset({str})
+
+
+def scalar_size(values: dict) -> int | None:
+    """What plain_size says of a dict (or a Record's values) whose keys are texts and whose
+    values copy_plain shares as they are: scalars, and datetimes naive or in a `timezone`. That
+    is the shape records usually have, and this measures it in one pass over the values,
+    about twice as fast as plain_size. None for any other shape, and for an int plain_size
+    would refuse: then plain_size gives the answer, or the error."""
+    if not _TEXT.issuperset(map(type, values)):  # exactly str: a subclass could run code
+        return None
+    total = 1 + len(values) + len("".join(values))
+    for value in values.values():
+        if value is None:
+            total += 1
+            continue
+        kind = type(value)
+        if kind is str:
+            total += len(value)
+        elif kind is int:
+            if value.bit_length() > MAX_INT_BITS:
+                return None
+            total += 1
+        elif kind in _OTHER_SCALARS or kind is datetime and type(value.tzinfo) in _SHARED_ZONES:
+            total += 1
+        else:
+            return None
+    return total
+
+
 def copy_plain(value):
     """A deep copy of plain data (scalars are shared: they are immutable)."""
     kind = type(value)

@@ -14,16 +14,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 
-_CHECKED_NAMES: set[frozenset] = set()  # sets of field names already found valid
+_CHECKED_NAMES: set[tuple] = set()  # field names, in order, already found valid
 
 
 class Record:
     __slots__ = ("_values",)
 
     def __init__(self, values: Mapping[str, object] | None = None, /, **fields: object):
-        values = {**(values or {}), **fields}
-        names = frozenset(values)
-        if names not in _CHECKED_NAMES:  # an entity's records all share one set of names
+        values = {**(values or {}), **fields} if fields else dict(values or ())
+        names = tuple(values)  # a tuple, not a frozenset: it is made on every rule run
+        if names not in _CHECKED_NAMES:  # an entity's records all share these names
             bad = [name for name in values if not isinstance(name, str) or not name.isidentifier()
                    or name.startswith("_")]
             if bad:

@@ -40,9 +40,9 @@ from packwork.rules import guards, meter as meters, pool, runner
 from packwork.rules.errors import (RuleError, RuleLimit, RuleRuntimeError, RuleSyntaxError, RuleTimeout,
                                    RuleViolation, Stop)
 from packwork.rules.library import BUILTINS, LIBRARY
-from packwork.rules.plain import SCALARS, copy_plain, plain_size
+from packwork.rules.plain import MAX_OUTPUT, SCALARS, copy_plain, plain_size, scalar_size
 from packwork.rules.policy import SLOW_FUNCTIONS, compile_code
-from packwork.rules.record import Record
+from packwork.rules.record import Record, trusted
 
 __all__ = ["CompiledRule", "Record", "RuleError", "RuleLimit", "RuleRuntimeError", "RuleSyntaxError",
            "RuleTimeout", "RuleViolation", "compile_rule", "run", "run_compiled", "run_each"]
@@ -52,6 +52,13 @@ MAX_TIME_LIMIT_MS = 60_000
 _LIBRARY_NAMES = {id(function): name for name, function in LIBRARY.items()}
 _SLOW = frozenset(id(LIBRARY[name]) for name in SLOW_FUNCTIONS)
 _LIBRARY_IDS = frozenset(_LIBRARY_NAMES) - _SLOW  # slow ones are looked at more closely
+_local = meters.local
+IN_PROCESS_WORK = runner.IN_PROCESS_WORK
+# The globals of in-process code; its names (what it is given, what it binds) are its locals.
+# Straight-line code reads globals (only `__builtins__` here) but cannot write them: `global`
+# is refused and module-level code stores and deletes names in its locals. So one dict serves
+# every run, and no run has to put `__builtins__` into its namespace and take it out again.
+_GLOBALS = {**BUILTINS, "__builtins__": BUILTINS}
 _SMALL = frozenset({bool, float, type(None)})  # plain, and too small to count against MAX_OUTPUT
 
 
@@ -98,32 +105,27 @@ def run_compiled(rule: CompiledRule, names: dict, *, time_limit_ms: int = 50) ->
                         return namespace
                     break
             else:
-                # The common case: names holding only scalars and library functions. Every
-                # simple rule and formula takes it, and a Python call costs about as much as
-                # a check here, so this is runner.execute (and meters.start) written out.
+                # The common case: names holding only scalars and library functions, which
+                # every simple rule and formula takes: nothing to check or copy but the output.
                 env = dict(names)
-                env["__builtins__"] = BUILTINS
-                meter = getattr(meters.local, "meter", None)
-                if meter is None or meter.work or meter.max_work != runner.IN_PROCESS_WORK:
-                    meter = meters.start(runner.IN_PROCESS_WORK)
-                try:
-                    value = exec(rule.code, env) if rule.mode == "exec" else eval(rule.code, env)
-                    if meter.stopped is not None:
-                        raise Stop(meter.stopped)
-                except BaseException as exc:
-                    raise runner.failure(exc)
-                if rule.mode == "eval":
-                    return runner.result(value)
-                del env["__builtins__"]
+                result = _execute(rule, env)
+                if result is not None:
+                    return result
                 for key in rule.bound:  # (a loop: a comprehension is a function call in CPython 3.11)
                     if type(env.get(key)) not in _SMALL:
-                        runner.keep_plain(env, [k for k in rule.bound if type(env.get(k)) not in _SMALL], names)
+                        _keep_plain_bound(rule, env, names)
                         break
                 return env
         output = _run_in_pool(rule, names, time_limit_ms)
     except RuleError as error:
         raise error.located(rule=rule.name, file=rule.file, line=None) from None
     return output if rule.mode == "eval" else {**names, **output}
+
+
+def _keep_plain_bound(rule: CompiledRule, env: dict, names: dict) -> None:
+    # a function of its own: a comprehension over `env` in run_compiled would make `env` a
+    # closure cell there, which every run would pay for
+    runner.keep_plain(env, [key for key in rule.bound if type(env.get(key)) not in _SMALL], names)
 
 
 def run(source: str, names: dict, *, time_limit_ms: int = 50) -> dict:
@@ -142,7 +144,7 @@ def run_each(rules: Sequence[CompiledRule], names: dict, *, keep: Collection[str
     the batch. `time_limits_ms[i]` bounds rule i if it runs in the pool."""
     if not names.keys() <= _accepted_names:
         _accept_names(names)
-    shared, data, slow = {}, {}, set()
+    shared, data, slow, fixed = {}, {}, set(), set()
     for key, value in names.items():  # what every rule gets: checked and wrapped here, once
         if id(value) in _SLOW:
             slow.add(key)
@@ -150,19 +152,24 @@ def run_each(rules: Sequence[CompiledRule], names: dict, *, keep: Collection[str
             if type(value) is not Record and callable(value):
                 value = _callback(key, value)
             else:
-                _check_plain(key, value)
-                data[key] = copy_plain(value)  # the batch's own copy, never the caller's
+                data[key], scalars_only = _checked_copy(key, value)  # the batch's own, never the caller's
+                if scalars_only:
+                    fixed.add(key)
                 continue
         shared[key] = value
     kept = [key for key in keep if type(data.get(key)) is Record]
+    # each kept Record's fields when last found plain, while they are all scalars (see _recheck)
+    last_checked = {key: dict(data[key]._values) if key in fixed else None for key in kept}
     # Records no rule changes and no value of which can be changed in place: a rule that only
     # reads their fields may share the batch's copy
-    fixed = {key for key, value in data.items() if key not in kept and type(value) is Record
-             and all(type(item) in SCALARS for item in value._values.values())}
+    fixed.difference_update(kept)
     for index, rule in enumerate(rules):
         try:
             if rule.in_process and slow.isdisjoint(rule.loaded):
                 _run_one_here(rule, shared, data, kept, fixed)
+                for key in kept:  # (not `key in` the namespace: code that deleted the name changed it all the same)
+                    if key in rule.loaded:  # a name the code does not read, it cannot reach
+                        last_checked[key] = _recheck(key, data[key], last_checked[key])
             else:
                 _run_one_in_pool(rule, names, data, kept, time_limits_ms[index] if time_limits_ms else 50)
         except RuleError as error:
@@ -175,18 +182,49 @@ def run_each(rules: Sequence[CompiledRule], names: dict, *, keep: Collection[str
 
 def _run_one_here(rule: CompiledRule, shared: dict, data: dict, kept: list[str], fixed: set[str]) -> None:
     """One rule of run_each in this thread. A kept Record it gets as the batch's own copy,
-    whose changes carry on (if the rule fails, the batch ends, and the copy with it), checked
-    afterwards, so the next rule sees plain data only; a `fixed` Record whose fields it only
-    reads, as the batch's copy too; any other data, as a copy of its own."""
+    whose changes carry on (if the rule fails, the batch ends, and the copy with it; run_each
+    checks it after each rule, so the next rule sees plain data only); a `fixed` Record whose
+    fields it only reads, as the batch's copy too; any other data, as a copy of its own."""
     env = dict(shared)
     for key, value in data.items():
         if key in rule.loaded:  # a name the code does not read, it cannot reach
             shared_copy = key in kept or key in fixed and key in rule.read_only
             env[key] = value if shared_copy else copy_plain(value)
     _execute(rule, env)
-    for key in kept:
-        if key in env:
-            _check_plain(key, data[key])
+
+
+def _checked_copy(key: str, value) -> tuple[object, bool]:
+    """A copy of data given to rule code, once it is found plain (RuleViolation or RuleLimit
+    if it is not), and whether it is a Record whose fields all hold scalars. That is the usual
+    shape, which is measured and copied in one pass."""
+    if type(value) is Record:
+        size = scalar_size(value._values)
+        if size is not None and size <= MAX_OUTPUT:
+            return trusted(dict(value._values)), True  # what copy_plain makes of it
+    _check_plain(key, value)
+    copy = copy_plain(value)
+    return copy, type(copy) is Record and all(type(item) in SCALARS for item in copy._values.values())
+
+
+def _recheck(key: str, record: Record, last: dict | None) -> dict | None:
+    """Check a kept Record after a rule ran on it; returns its fields as now found plain if
+    they are all scalars (None otherwise), for the next check. While its fields hold only
+    scalars, nothing in it can change in place: a rule changes it only by assigning fields,
+    each assignment checked on the way in (guards._RecordWriter). So if every field still
+    equals what was last found plain, each still holds a scalar of the same size (no list,
+    dict, tuple or Record equals a scalar) and there is nothing to measure again."""
+    values = record._values
+    if last is not None:
+        try:
+            if values == last:
+                return last
+        except Exception:  # comparing a signalling NaN raises: measure it all
+            pass
+    size = scalar_size(values)
+    if size is not None and size <= MAX_OUTPUT:
+        return dict(values)
+    _check_plain(key, record)
+    return None
 
 
 def _run_one_in_pool(rule: CompiledRule, names: dict, data: dict, kept: list[str], limit: int) -> None:
@@ -226,13 +264,26 @@ def _run_here(rule: CompiledRule, names: dict) -> dict | None:
 
 
 def _execute(rule: CompiledRule, env: dict) -> dict | None:
-    """Run in-process code over a prepared `env`: {"result": value} in mode "eval"; else None,
-    and `env` holds the names bound (and no longer `__builtins__`)."""
-    value = runner.execute(rule.code, env, mode=rule.mode, max_work=runner.IN_PROCESS_WORK)
-    if rule.mode == "eval":
-        return runner.result(value)
-    del env["__builtins__"]
-    return None
+    """Run in-process code over a prepared `env`, which holds what it may read and, afterwards,
+    the names it bound: {"result": value} in mode "eval", else None. This is runner.execute
+    and meters.start written out for the caller's thread, where a rule's whole run costs a few
+    times a Python call."""
+    try:
+        meter = _local.meter
+        if meter.work or meter.max_work != IN_PROCESS_WORK:
+            meter = meters.start(IN_PROCESS_WORK)
+    except AttributeError:  # no meter on this thread yet, or it is set aside
+        meter = meters.start(IN_PROCESS_WORK)
+    try:
+        if rule.mode == "exec":
+            exec(rule.code, _GLOBALS, env)
+        else:
+            value = eval(rule.code, _GLOBALS, env)
+        if meter.stopped is not None:  # a Stop the code got past (it should not be able to)
+            raise Stop(meter.stopped)
+    except BaseException as exc:
+        raise runner.failure(exc)
+    return runner.result(value) if rule.mode == "eval" else None
 
 
 def _prepare(rule: CompiledRule, env: dict) -> list[str] | None:
@@ -256,8 +307,7 @@ def _inside(key: str, value):
     function: a copy of data, a wrapped callback."""
     if type(value) is not Record and callable(value):
         return _callback(key, value)
-    _check_plain(key, value)
-    return copy_plain(value)
+    return _checked_copy(key, value)[0]
 
 
 def _callback(name: str, function):
@@ -325,4 +375,7 @@ def _check_plain(key: str, value) -> None:
 
 def _write_back(original: Record, values: dict) -> None:
     fields = original._values
-    fields.update((name, value) for name, value in values.items() if name in fields)
+    if fields.keys() == values.keys():  # a copy's fields, as a rule cannot add or remove any
+        fields.update(values)
+    else:  # what a worker sent back: only the fields the record has
+        fields.update((name, value) for name, value in values.items() if name in fields)
