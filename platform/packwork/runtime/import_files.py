@@ -51,7 +51,7 @@ def read_table(data: bytes, filename: str | None = None) -> Table:
 def _csv_rows(reader) -> Rows:
     try:
         for cells in reader:
-            if any(cell.strip() for cell in cells):  # a blank line is not a record
+            if "".join(cells).strip():  # a blank line is not a record
                 yield reader.line_num, cells
     except csv.Error as exc:
         raise ImportFileError(f"the file is not valid CSV at line {reader.line_num}: {exc}") from None

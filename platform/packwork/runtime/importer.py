@@ -5,9 +5,10 @@ audit, version checks), and a report names every refused row by its row number i
 The whole import runs inside one savepoint of the caller's transaction: a dry run, or an
 all-or-nothing import with a bad row, rolls it back after every row has been checked (so all
 bad rows are reported, and later rows are checked against the earlier ones as if they were
-kept). Each row gets a savepoint of its own, so a refused row (even one a trigger refused after
-its INSERT) leaves nothing behind while the good rows stay. Rows are read and written in
-batches: a batch's key matches are found with one query, and progress is reported per batch."""
+kept). Rows are read and written in batches: a batch's key matches are found with one query,
+its new records are created together by `records.batch` (which refuses exactly the rows single
+creates would refuse, and leaves nothing of them), a row that updates a record is written on
+its own in a savepoint, and progress is reported per batch."""
 
 from __future__ import annotations
 
@@ -25,9 +26,10 @@ from packwork.runtime.import_files import ColumnMap, ImportFileError, Rows, Tabl
 from packwork.runtime.listing import ListQuery
 from packwork.runtime.records import Context
 from packwork.runtime.records import core
+from packwork.runtime.records.batch import database_refused, store_many
 from packwork.runtime.permissions import Actor
 from packwork.runtime.system import pw_share, pw_team_member, pw_user, pw_user_role
-from packwork.runtime.text_values import Unparsable, parse_currency, parse_text
+from packwork.runtime.text_values import Unparsable, parser_for
 
 MODES = ("all_or_nothing", "skip_bad")
 BATCH = records.MAX_BULK
@@ -137,6 +139,9 @@ class _Run:
         self.matches: dict[tuple, list[tuple[int, int]]] = {}  # key values -> [(id, version)]
         self.looked_up: set[tuple] = set()
         self.resolved: dict[tuple[str, str], int | str] = {}  # (kind, text) -> id, or the message
+        # per column: where its text is, the key it fills, its field and the field type's parser
+        self.parsers = tuple((c.index, key, c.field, parse) for c in columns.columns
+                             for key, parse in [parser_for(c.field, c.currency)])
 
     def batch(self, batch: list[tuple[int, list[str]]]) -> None:
         parsed = []
@@ -149,19 +154,48 @@ class _Run:
                 parsed.append((number, body))
         if self.options.keys:
             self.find_matches([body for _, body in parsed])
-        for number, body in parsed:
-            self.write(number, body)
+        self.write_all(parsed)
 
     def parse(self, cells: list[str]) -> tuple[dict, dict[str, list[str]]]:
         body, errors = {}, {}
-        for column in self.columns.columns:
-            text = cells[column.index] if column.index < len(cells) else ""
+        count, time_zone, resolve = len(cells), self.options.time_zone, self.resolve
+        for index, key, column_field, parse in self.parsers:
             try:
-                body |= parse_currency(column.field, text) if column.currency else \
-                    parse_text(column.field, text, self.options.time_zone, self.resolve)
+                body[key] = parse(column_field, cells[index] if index < count else "", time_zone, resolve)
             except Unparsable as exc:
-                errors[column.field.name] = [str(exc)]
+                errors[column_field.name] = [str(exc)]
         return body, errors
+
+    def write_all(self, parsed: list[tuple[int, dict]]) -> None:
+        """In file order: runs of new records are created together; a row whose key matches
+        a record (one already there, or one an earlier row of the run creates) updates it
+        once the rows before it are written."""
+        run: list[tuple[int, dict]] = []
+        keys: set[tuple] = set()
+        for number, body in parsed:
+            key = self.key_of(body)
+            if key is not None and (key in self.matches or key in keys):
+                self.create(run)
+                run, keys = [], set()
+                self.write(number, body)
+            else:
+                run.append((number, body))
+                if key is not None:
+                    keys.add(key)
+        self.create(run)
+
+    def create(self, run: list[tuple[int, dict]]) -> None:
+        if not run:
+            return
+        results = store_many(self.ctx, self.name, [body for _, body in run], action="import")
+        for (number, body), result in zip(run, results):
+            if isinstance(result, RequestError):
+                self.report.errors += _refusal(number, result)
+                continue
+            key = self.key_of(body)
+            if key is not None:  # a later row with the same key updates this record
+                self.matches[key] = [(result["id"], result["version"])]
+            self.report.created += 1
 
     def key_of(self, body: Mapping) -> tuple | None:
         """Key values compared as text: the file's "7" and the column's 7 are one key."""
@@ -203,7 +237,7 @@ class _Run:
             self.report.errors += _row_errors(number, exc)
             return
         except (sa.exc.IntegrityError, sa.exc.DataError) as exc:  # a constraint only the database knows
-            self.report.errors.append(RowError(number, "", f"the database refused the row: {_first_line(exc)}"))
+            self.report.errors += _refusal(number, database_refused(exc))
             return
         if key is not None:  # a later row with the same key updates this record
             self.matches[key] = [(written["id"], written["version"])]
@@ -256,6 +290,14 @@ def actor_for_user(conn: sa.Connection, user_id: int) -> Actor:
     return Actor(user_id, frozenset(roles), language, team, bool(shared))
 
 
+def _refusal(number: int, exc: RequestError) -> list[RowError]:
+    """A create's own refusal: its errors name fields as they are."""
+    if not exc.errors:
+        return [RowError(number, "", exc.detail)]
+    return [RowError(number, "" if name == "_" else name, m) for name, messages in exc.errors.items()
+            for m in messages]
+
+
 def _row_errors(number: int, exc: RequestError) -> list[RowError]:
     """bulk_write names fields `index.field`; this import sends one row at a time."""
     if not exc.errors:
@@ -265,7 +307,3 @@ def _row_errors(number: int, exc: RequestError) -> list[RowError]:
         name = key.split(".", 1)[1] if "." in key else key
         result += [RowError(number, "" if name == "_" else name, m) for m in messages]
     return result
-
-
-def _first_line(exc: Exception) -> str:
-    return str(getattr(exc, "orig", exc)).splitlines()[0][:200]

@@ -158,4 +158,16 @@ def parse_text(field: Field, text: Text, time_zone: str, resolve: Resolve | None
 
 def parse_currency(field: Field, text: Text) -> dict:
     """A money field's currency code, upper-cased; blank is None (the field's default applies)."""
-    return {f"{field.name}_currency": _one(text).strip().upper() or None}
+    return {f"{field.name}_currency": _currency(field, text, "", None)}
+
+
+def _currency(_field: Field, text: Text, _tz: str, _resolve: Resolve | None) -> object:
+    return _one(text).strip().upper() or None
+
+
+def parser_for(field: Field, currency: bool = False) -> tuple[str, Parser]:
+    """The key `parse_text` (or, for a money field's `currency`, `parse_currency`) fills for
+    `field`, and the parser it calls: for a caller parsing many texts of one field."""
+    if currency:
+        return f"{field.name}_currency", _currency
+    return field.name, PARSERS[field.type]

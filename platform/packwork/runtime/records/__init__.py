@@ -3,6 +3,7 @@
 UI, API, import, export, jobs and rules all call these functions; each enforces the actor's
 permissions (`runtime.permissions`), so no entry point can skip them."""
 
+from packwork.runtime.records.batch import create_many
 from packwork.runtime.records.core import Context, Page, entity_for
 from packwork.runtime.records.ownership import record_shares, share_record, transfer_records, unshare_record
 from packwork.runtime.records.reads import allowed_actions, export_records, get_record, history, list_records
@@ -12,6 +13,6 @@ from packwork.runtime.records.writes import MAX_BULK, bulk_write, create_record,
     update_read_rows, update_record
 
 __all__ = ["Context", "Page", "entity_for", "list_records", "get_record", "history", "export_records",
-           "create_record", "update_record", "delete_record", "restore_record", "bulk_write", "update_read_rows",
+           "create_record", "create_many", "update_record", "delete_record", "restore_record", "bulk_write", "update_read_rows",
            "MAX_BULK", "Group", "summarize", "share_record", "unshare_record", "record_shares", "transfer_records",
            "allowed_actions", "End", "ends_of", "link", "list_links", "unlink"]

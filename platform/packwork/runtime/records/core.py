@@ -110,10 +110,15 @@ def within(ctx: Context, target: Target, row: Mapping, predicate: sa.ColumnEleme
 
 
 def dump(ctx: Context, target: Target, row: Mapping) -> dict:
+    return dump_many(ctx, target, [row])[0]
+
+
+def dump_many(ctx: Context, target: Target, rows: list[Mapping]) -> list[dict]:
+    """Rows as the actor may see them, as JSON-ready values."""
     shown = target.values.output_keys - hidden_keys(ctx, target)
-    data = [target.values.dump(row, shown)]
-    with_computed(ctx, target, [row], data, shown)
-    return data[0]
+    data = target.values.dump_rows(rows, shown)
+    with_computed(ctx, target, rows, data, shown)
+    return data
 
 
 def rules_of_entity(catalog: Catalog, entity: Entity) -> engine.EntityRules:

@@ -5,6 +5,7 @@ or failed write leaves nothing behind."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
@@ -86,28 +87,82 @@ def _record_id(value: object) -> int:
 
 
 def _insert(ctx: Context, target: Target, data: object, action: str = "create") -> dict:
+    return core.dump(ctx, target, insert_row(ctx, target, data, action))
+
+
+# -- the steps of a create, shared with the batched creates of `records.batch` -----------------
+
+
+@dataclass(frozen=True, slots=True)
+class Creating:
+    """What every new record's body is checked against, for one actor and entity (the same for
+    each record of a batch, so a batch works it out once)."""
+
+    hidden: frozenset[str]  # keys refused as if they did not exist
+    read_only: frozenset[str]  # keys refused with a 403
+    grants: tuple[str, ...]  # "create", then the import grant when importing: the owner must be in both
+
+
+def creating(ctx: Context, target: Target, action: str = "create") -> Creating:
+    """403 unless the actor may create records of the entity at all."""
     ctx.access.require("create", target.entity)
-    _refuse_restricted(ctx, target, data)
+    return Creating(core.hidden_keys(ctx, target), target.values.keys_of(ctx.access.read_only(target.entity)),
+                    tuple(dict.fromkeys(("create", action))))  # in this order: the message is stable
+
+
+def insert_row(ctx: Context, target: Target, data: object, action: str = "create") -> Mapping:
+    """One create, every step in order; the stored row (not filtered for the actor)."""
+    values = new_values(ctx, target, creating(ctx, target, action), data)
+    _check_links(ctx, target, values, None)
+    values, later = with_create_rules(ctx, target, values)
+    row = ctx.conn.execute(ctx.catalog.statements(target.entity.name).insert,
+                           values | system_values(ctx)).mappings().one()
+    row, set_by_rules = business_rules.after_insert(ctx, target, row, later)
+    audit.record_change(ctx.conn, target.entity.name, row["id"], "create", ctx.actor.user_id, ctx.now,
+                        creation_changes(target, row, values, set_by_rules))
+    return row
+
+
+def new_values(ctx: Context, target: Target, checks: Creating, data: object) -> dict:
+    """A new record's body as column values: the keys it may write, loaded and checked, with
+    defaults, its owner (the actor unless it names one within the actor's scope) and its
+    record type. Nothing here reads the database, beyond the actor's team once."""
+    _refuse_keys(target, data, checks.hidden, checks.read_only)
     values = target.values.load(data, creating=True)
     values.setdefault("owner_id", ctx.actor.user_id)
-    for granted in dict.fromkeys(("create", action)):  # in this order: the message is stable
+    for granted in checks.grants:
         if not ctx.access.may_own(granted, target.entity, values["owner_id"]):
             raise PermissionDenied(f"you may not {granted} {target.entity.name} records owned by user "
                                    f"{values['owner_id']}", {"owner_id": ["is outside what you may " + granted]})
     if target.entity.record_types and values.get("record_type") is None:
         values["record_type"] = target.entity.record_types[0].name
-    _check_links(ctx, target, values, None)
+    return values
+
+
+def with_create_rules(ctx: Context, target: Target, values: dict) -> tuple[dict, tuple]:
+    """Validations and computed fields, then the create triggers that may run before the
+    INSERT; returns the values to insert and the triggers left for after it."""
     values |= business_rules.before_write(ctx, target, values, None)
     early, later = business_rules.before_insert(ctx, target, values)
     values |= early  # what triggers set before the INSERT is written by it: no second UPDATE
-    system = {"created_at": ctx.now, "updated_at": ctx.now, "created_by": ctx.actor.user_id, "version": 1}
-    row = ctx.conn.execute(ctx.catalog.statements(target.entity.name).insert,
-                           values | system).mappings().one()
-    row, set_by_rules = business_rules.after_insert(ctx, target, row, later)
-    changes = {k: [None, target.values.json_value(k, row[k])] for k in values.keys() | set_by_rules
-               if row[k] is not None}
-    audit.record_change(ctx.conn, target.entity.name, row["id"], "create", ctx.actor.user_id, ctx.now, changes)
-    return core.dump(ctx, target, row)
+    return values, later
+
+
+def system_values(ctx: Context) -> dict:
+    return {"created_at": ctx.now, "updated_at": ctx.now, "created_by": ctx.actor.user_id, "version": 1}
+
+
+def creation_changes(target: Target, row: Mapping, values: Mapping, set_by_rules: Mapping) -> dict[str, list]:
+    """A create's audit entry: each key written (the body's, then what triggers set after the
+    INSERT) that holds a value, as stored, as JSON."""
+    convert = target.values.to_json
+    changes = {}
+    for key in [*values, *(k for k in set_by_rules if k not in values)]:
+        value = row[key]
+        if value is not None:
+            to_json = convert.get(key)
+            changes[key] = [None, value if to_json is None else to_json(value)]
+    return changes
 
 
 def _update(ctx: Context, target: Target, record_id: int, data: object, version: int | None) -> dict:
@@ -196,13 +251,17 @@ def _write_rows(ctx: Context, target: Target, group: list[tuple[Mapping, dict]],
 
 def _refuse_restricted(ctx: Context, target: Target, data: object) -> None:
     """A field hidden from the actor is refused as if it did not exist; a read-only one, 403."""
+    if isinstance(data, Mapping):
+        _refuse_keys(target, data, core.hidden_keys(ctx, target),
+                     target.values.keys_of(ctx.access.read_only(target.entity)))
+
+
+def _refuse_keys(target: Target, data: object, hidden: frozenset[str], read_only: frozenset[str]) -> None:
     if not isinstance(data, Mapping):
         return
-    hidden = core.hidden_keys(ctx, target)
     unknown = {k: [f"is not a field of {target.entity.name!r}"] for k in data if k in hidden}
     if unknown:
         raise BadRequest("the body names fields that cannot be written", unknown)
-    read_only = target.values.keys_of(ctx.access.read_only(target.entity))
     denied = {k: ["is read-only for your role"] for k in data if k in read_only}
     if denied:
         raise PermissionDenied("the body changes fields your role may not change", denied)
