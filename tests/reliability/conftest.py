@@ -61,18 +61,21 @@ def _wait_until_up(base: str, server: subprocess.Popen, seconds: float = 20) -> 
 
 
 @contextmanager
-def served(url: str, workers: int = 4, threads: int = 4) -> Iterator[tuple[str, list[str]]]:
+def served(url: str, workers: int = 4, threads: int = 4, own_group: bool = False
+           ) -> Iterator[tuple[str, list[str], subprocess.Popen]]:
     """`packwork serve` on `url`: yields (the API base URL, the server's stderr lines, filled
-    once it stopped)."""
+    once it stopped, the server process). `own_group`: the server and its workers are a
+    process group of their own, which a test may kill as a whole."""
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "packwork", "serve", "--db", url, "--port", str(port),
                                "--workers", str(workers), "--threads", str(threads)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              start_new_session=own_group)
     log: list[str] = []
     try:
         base = f"http://127.0.0.1:{port}/api/v1"
         _wait_until_up(base, server)
-        yield base, log
+        yield base, log, server
     finally:
         server.terminate()
         try:
@@ -88,7 +91,7 @@ def served_api(mini_db) -> Iterator[tuple[str, str, list[str]]]:
     """(API base URL, a keeper's token, the server log) of `packwork serve` on `mini_db`: 4
     workers of 4 threads. The server must log no traceback."""
     secret = token_for(mini_db, "keeper", "keeper")
-    with served(mini_db) as (base, log):
+    with served(mini_db) as (base, log, _):
         yield base, secret, log
     problems = [line for line in log if "Traceback" in line or "locked" in line or "Error" in line]
     assert not problems, "\n".join(log[-60:])

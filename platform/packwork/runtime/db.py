@@ -21,8 +21,21 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+# A PostgreSQL URL's `?pgbouncer=transaction`: the database is reached through PgBouncer in
+# transaction pooling, where one session's prepared statements may be missing on the next
+# transaction's server connection, so psycopg 3 must not prepare any (its auto-prepare).
+POOLER = "pgbouncer"
+
+
 def make_engine(url: str, **kwargs) -> sa.Engine:
-    engine = sa.create_engine(normalize_url(url), **kwargs)
+    parsed = make_url(normalize_url(url))
+    pooler = parsed.query.get(POOLER)
+    if pooler is not None:
+        if pooler != "transaction" or parsed.get_backend_name() != "postgresql":
+            raise ValueError(f"{POOLER}= takes `transaction`, on a PostgreSQL URL only")
+        parsed = parsed.difference_update_query([POOLER])
+        kwargs["connect_args"] = {**kwargs.get("connect_args", {}), "prepare_threshold": None}
+    engine = sa.create_engine(parsed, **kwargs)
     if engine.dialect.name == "sqlite":
         _make_sqlite_transactional(engine)
     return engine
