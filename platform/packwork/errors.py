@@ -110,6 +110,26 @@ class Conflict(RequestError):
         self.current = current
 
 
+class TooManyRequests(RequestError):
+    """A client over its request rate: it may try again after `retry_after` seconds."""
+
+    status = 429
+    code = "REQ-E429"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, retry_after: int):
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class QueryTimeout(RequestError):
+    """A read whose queries ran longer than the app allows (`PACKWORK_QUERY_TIMEOUT`): what it
+    asked for is too expensive as asked."""
+
+    code = "REQ-TIMEOUT"
+    title = "The query took too long"
+
+
 class PreconditionRequired(RequestError):
     """An update that does not say which version it was based on."""
 

@@ -69,6 +69,44 @@ def reading(engine: sa.Engine) -> sa.Connection:
     return engine.connect().execution_options(**{READ_ONLY: True})
 
 
+# -- a time limit on a transaction's queries ----------------------------------------------------
+
+_SQLITE_STEPS = 10_000  # virtual machine steps between looks at the clock (well under a millisecond)
+_PG_CANCELED = "57014"  # query_canceled: statement_timeout (or a cancel request)
+
+
+def limit_queries(conn: sa.Connection, seconds: float) -> None:
+    """Stop any query of the transaction just begun on `conn` that runs longer than `seconds`:
+    PostgreSQL's `statement_timeout` for each statement (until the transaction ends); on
+    SQLite a progress handler interrupts any query once `seconds` have passed since this call,
+    so there it bounds all the transaction's queries together. `is_timeout` recognises the
+    error either raises."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, round(seconds * 1000))}")
+        return
+    deadline = time.monotonic() + seconds
+    raw = conn.connection.dbapi_connection
+    raw.set_progress_handler(lambda: time.monotonic() > deadline, _SQLITE_STEPS)
+    conn.info["packwork_limited"] = raw  # handed back to the pool with a handler: end_limit clears it
+
+
+def end_limit(conn: sa.Connection) -> None:
+    raw = conn.info.pop("packwork_limited", None)
+    if raw is not None:
+        raw.set_progress_handler(None, 0)
+
+
+def is_timeout(error: BaseException) -> bool:
+    """A query stopped by `limit_queries`."""
+    if not isinstance(error, sa.exc.DBAPIError):
+        return False
+    orig = error.orig
+    code = getattr(orig, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF == 9  # SQLITE_INTERRUPT
+    return getattr(orig, "sqlstate", None) == _PG_CANCELED
+
+
 # -- retrying a unit of work ------------------------------------------------------------------
 
 T = TypeVar("T")

@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 
+import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
 
-from packwork.errors import BadRequest, RequestError, Unauthorized
+from packwork.errors import BadRequest, QueryTimeout, RequestError, TooManyRequests, Unauthorized
 from packwork.runtime import importer, records
-from packwork.runtime.db import reading, retrying
+from packwork.runtime.db import end_limit, is_timeout, limit_queries, reading, retrying
 from packwork.runtime.listing import ListQuery, split_names
+from packwork.runtime.ratelimit import Limiter
 from packwork.runtime.records import Context
-from packwork.runtime.tokens import authenticate
+from packwork.runtime.tokens import authenticate, digest
 from packwork.web import exports, meta, openapi
 from packwork.web.services import services
 
@@ -59,11 +62,34 @@ def unit_of_work(write: bool = False) -> Iterator[Context]:
     """One transaction for the request: authenticate, pick the catalog, do the work."""
     state = services(current_app)
     with (state.engine.connect() if write else reading(state.engine)) as conn, conn.begin():
-        auth = authenticate(conn, _bearer())
+        secret = _bearer()
+        auth = authenticate(conn, secret)
         if auth is None:
             raise Unauthorized("the API token is missing, unknown or revoked")
+        if state.api_limiter is not None:
+            _within_rate(state.api_limiter, secret)
         catalog = state.catalogs.current(conn, auth.version_id)
-        yield Context.start(conn, catalog, auth.actor)
+        if write or state.query_timeout is None:  # a write (an import) may take as long as it needs
+            yield Context.start(conn, catalog, auth.actor)
+            return
+        limit_queries(conn, state.query_timeout)
+        try:
+            yield Context.start(conn, catalog, auth.actor)
+        except sa.exc.DBAPIError as exc:
+            if not is_timeout(exc):
+                raise
+            raise QueryTimeout(f"the query ran longer than {state.query_timeout:g} s; narrow the filter, or ask "
+                               "for fewer records or columns") from None
+        finally:
+            end_limit(conn)
+
+
+def _within_rate(limiter: Limiter, secret: str) -> None:
+    wait = limiter.wait_needed(digest(secret))
+    if wait:
+        rate = limiter.rate
+        raise TooManyRequests(f"this token made more than {rate.burst} requests in {rate.period:g} s; "
+                              f"try again in {math.ceil(wait)} s", math.ceil(wait))
 
 
 def _bearer() -> str:

@@ -9,12 +9,15 @@ from flask import Flask, Response, redirect, request, url_for
 from packwork.errors import RequestError
 from packwork.runtime.catalog import CatalogCache
 from packwork.runtime.db import make_engine
+from packwork.runtime.ratelimit import Limiter, Rate
 from packwork.web import api, auth, pages, problems, record_pages, ui  # noqa: F401 - record_pages adds routes to ui
 from packwork.web.services import Services
 from packwork.web.widgets import builtin_widgets
 
 DEFAULT_DB = "sqlite:///packwork.db"
 MAX_CONTENT_LENGTH = 16 * 1024 * 1024
+API_RATE = "3000/60"  # per token and app process: a burst of 3,000 requests, 50 a second after it
+QUERY_TIMEOUT = "10"  # seconds an API read's queries may take
 # No inline script anywhere, and no inline style in the UI; Swagger UI (/api/docs) needs inline styles.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'{styles}; img-src 'self' data:; "
        "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
@@ -26,7 +29,9 @@ def create_app(database_url: str | None = None, **config: object) -> Flask:
                       SESSION_COOKIE_SAMESITE="Lax")
     app.config.update(config)
     url = database_url or os.environ.get("PACKWORK_DATABASE_URL", DEFAULT_DB)
-    app.extensions["packwork"] = Services(make_engine(url), CatalogCache())
+    rate = Rate.parse(_setting(app, "PACKWORK_API_RATE", API_RATE))
+    app.extensions["packwork"] = Services(make_engine(url), CatalogCache(), rate and Limiter(rate),
+                                          _seconds(_setting(app, "PACKWORK_QUERY_TIMEOUT", QUERY_TIMEOUT)))
     widgets = builtin_widgets()
     app.extensions["packwork_widgets"] = widgets
     app.json.sort_keys = False
@@ -41,6 +46,23 @@ def create_app(database_url: str | None = None, **config: object) -> Flask:
     app.register_blueprint(ui.blueprint)
     app.after_request(_security_headers)
     return app
+
+
+def _setting(app: Flask, name: str, default: str) -> str:
+    """A limit from the app's config, else the environment, else its default."""
+    return str(app.config.get(name) or os.environ.get(name, default))
+
+
+def _seconds(text: str) -> float | None:
+    if text.strip().lower() == "off":
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < 86_400:
+        raise ValueError(f"PACKWORK_QUERY_TIMEOUT is seconds (like 10) or off, not {text!r}")
+    return seconds
 
 
 def _security_headers(response: Response) -> Response:

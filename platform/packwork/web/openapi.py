@@ -11,7 +11,7 @@ from packwork.runtime.values import EntityValues
 
 PROBLEM = {"$ref": "#/components/responses/Problem"}
 NUMBER_TEXT = {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"}
-REFUSALS = ("400", "401", "403", "404", "415", "422")
+REFUSALS = ("400", "401", "403", "404", "415", "422", "429")
 
 
 def _nullable(schema: dict) -> dict:

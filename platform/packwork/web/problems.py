@@ -10,7 +10,7 @@ from flask import Flask, Response, json, request
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
-from packwork.errors import Conflict, NotInstalled, PackworkError, RequestError
+from packwork.errors import Conflict, NotInstalled, PackworkError, RequestError, TooManyRequests
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("packwork.web")
@@ -31,6 +31,8 @@ def _request_error(exc: RequestError) -> Response:
     response = problem(exc.status, exc.title, exc.detail, exc.errors, exc.code, **extra)
     if exc.status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="packwork"'
+    if isinstance(exc, TooManyRequests):
+        response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
 
