@@ -38,6 +38,7 @@ def make_engine(url: str, **kwargs) -> sa.Engine:
     engine = sa.create_engine(parsed, **kwargs)
     if engine.dialect.name == "sqlite":
         _make_sqlite_transactional(engine)
+        event.listen(engine, "before_cursor_execute", _restart_sqlite_clock)
     return engine
 
 
@@ -75,25 +76,44 @@ _SQLITE_STEPS = 10_000  # virtual machine steps between looks at the clock (well
 _PG_CANCELED = "57014"  # query_canceled: statement_timeout (or a cancel request)
 
 
+_LIMIT = "packwork_query_limit"  # in a limited connection's info: (its driver connection, _Clock)
+
+
+class _Clock:
+    __slots__ = ("seconds", "until")
+
+    def __init__(self, seconds: float):
+        self.seconds, self.until = seconds, time.monotonic() + seconds
+
+    def over(self) -> bool:
+        return time.monotonic() > self.until
+
+
 def limit_queries(conn: sa.Connection, seconds: float) -> None:
-    """Stop any query of the transaction just begun on `conn` that runs longer than `seconds`:
-    PostgreSQL's `statement_timeout` for each statement (until the transaction ends); on
-    SQLite a progress handler interrupts any query once `seconds` have passed since this call,
-    so there it bounds all the transaction's queries together. `is_timeout` recognises the
-    error either raises."""
+    """Stop any statement of the transaction just begun on `conn` that runs (fetching its rows
+    included) longer than `seconds`: PostgreSQL's `statement_timeout` until the transaction
+    ends; on SQLite a progress handler, until `end_limit`, on a clock each statement restarts.
+    `is_timeout` recognises the error either raises."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, round(seconds * 1000))}")
         return
-    deadline = time.monotonic() + seconds
-    raw = conn.connection.dbapi_connection
-    raw.set_progress_handler(lambda: time.monotonic() > deadline, _SQLITE_STEPS)
-    conn.info["packwork_limited"] = raw  # handed back to the pool with a handler: end_limit clears it
+    raw, clock = conn.connection.dbapi_connection, _Clock(seconds)
+    raw.set_progress_handler(clock.over, _SQLITE_STEPS)
+    conn.info[_LIMIT] = raw, clock
 
 
 def end_limit(conn: sa.Connection) -> None:
-    raw = conn.info.pop("packwork_limited", None)
-    if raw is not None:
-        raw.set_progress_handler(None, 0)
+    """Take an SQLite connection's limit off before it goes back to the pool."""
+    limited = conn.info.pop(_LIMIT, None)
+    if limited is not None:
+        limited[0].set_progress_handler(None, 0)
+
+
+def _restart_sqlite_clock(conn, _cursor, _statement, _parameters, _context, _many) -> None:
+    limited = conn.info.get(_LIMIT)
+    if limited is not None:
+        clock = limited[1]
+        clock.until = time.monotonic() + clock.seconds
 
 
 def is_timeout(error: BaseException) -> bool:

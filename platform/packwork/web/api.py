@@ -159,12 +159,11 @@ def bulk_write(entity: str):
 
 @blueprint.get("/<entity>/export")
 def export_records(entity: str):
-    """CSV of every record the caller may export, with the list's filter, sort and fields."""
+    """CSV of every record the caller may export, with the list's filter, sort and fields,
+    streamed as the records are read."""
     query = ListQuery.from_params(request.args.to_dict())
-    with unit_of_work() as ctx:
-        columns, rows = records.export_records(ctx, entity, query)
-        text = exports.csv_text(columns, rows)
-    return Response(text, mimetype="text/csv",
+    body = exports.streamed(unit_of_work, "csv", lambda ctx: records.export_records(ctx, entity, query))
+    return Response(body, mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{entity}.csv"'})
 
 

@@ -5,6 +5,7 @@ answers into pages. No entity is named here."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from flask import Blueprint, Response, current_app, g, jsonify, redirect, request, url_for
@@ -207,15 +208,19 @@ def mass_action(name: str) -> Response:
 def export(name: str, kind: str) -> Response:
     if kind not in exports.KINDS:
         raise BadRequest(f"cannot export as {kind!r}", {"kind": ["use csv or xlsx"]})
-    with signed_in() as page:
+
+    def export_view(page: Page) -> tuple[list[str], Iterator[dict]]:
+        """The list view's records (its filter and sort) in its columns, as the person may export them."""
         entity = records.entity_for(page.ctx, name)
         state = list_state(page, entity)
-        query = state.query(entity, page.ctx.access.hidden(entity), None)
-        visible = [c.key for c in presenter(page).columns(entity, state.columns, page.ctx.access.hidden(entity))]
+        hidden = page.ctx.access.hidden(entity)
+        query = state.query(entity, page.ctx.catalog.values(entity), hidden, None)
+        visible = [c.key for c in presenter(page).columns(entity, state.columns, hidden)]
         columns, rows = records.export_records(page.ctx, name, ListQuery(filter=query.filter, sort=query.sort))
-        chosen = [c for c in visible if c in columns] or columns
-        body, mimetype = exports.render(kind, chosen, rows)
-    return Response(body, mimetype=mimetype,
+        return [c for c in visible if c in columns] or columns, rows
+
+    body = exports.streamed(signed_in, kind, export_view)
+    return Response(body, mimetype=exports.KINDS[kind],
                     headers={"Content-Disposition": f'attachment; filename="{name}.{kind}"'})
 
 
