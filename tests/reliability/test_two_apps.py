@@ -81,7 +81,8 @@ def _eventually(check: Callable[[], bool], seconds: float, what: str) -> None:
 
 
 def _next_version(tmp_path: Path) -> Path:
-    """The mini pack one version on: a new field, and a scheduled rule that acts on it."""
+    """The mini pack one version on: a new field, and a scheduled rule that sets it on the
+    widget named 'tagged' (made before the upgrade, so the rule finds it whenever it first runs)."""
     folder = tmp_path / "mini_next"
     shutil.copytree(TEST_PACKS / "mini", folder)
     pack, entities = folder / "pack.yaml", folder / "entities.yaml"
@@ -94,9 +95,9 @@ def _next_version(tmp_path: Path) -> Path:
                         "    entity: widget\n"
                         "    kind: scheduled\n"
                         "    every: 1d\n"
-                        "    filter: serial = 'S-1'\n"
+                        "    filter: name = 'tagged'\n"
                         "    code: |\n"
-                        "      record.notes = 'noted by the worker'\n")
+                        "      record.serial = 'set by the worker'\n")
     entities.write_text(text, encoding="utf-8")
     return folder
 
@@ -124,6 +125,9 @@ def test_two_apps_and_a_worker_see_one_state(pg_url, redis_queue, tmp_path):
                 _eventually(lambda api=api: api.call("GET", f"/widget/{made['id']}")[1].get("count") == 0, 60,
                             "the worker's daily rule set count to 0")
 
+            status, tagged = a.call("POST", "/widget", {"name": "tagged"})
+            assert status == 201, tagged
+
             # a pack upgrade while everything runs: both apps serve the new field at once
             upgrade = subprocess.run([sys.executable, "-m", "packwork", "pack", "upgrade", str(_next_version(tmp_path)),
                                       "--db", pg_url, "--yes"], capture_output=True, text=True, timeout=120)
@@ -132,15 +136,15 @@ def test_two_apps_and_a_worker_see_one_state(pg_url, redis_queue, tmp_path):
                 for _ in range(4):  # several requests: each may reach another worker process
                     status, meta = api.call("GET", "/meta/widget")
                     assert status == 200 and "serial" in {f["name"] for f in meta["fields"]}, meta
-            status, tagged = b.call("POST", "/widget", {"name": "tagged", "serial": "S-1"})
-            assert status == 201 and tagged["serial"] == "S-1", tagged
-            status, read = a.call("GET", f"/widget/{tagged['id']}")
+            status, other = b.call("POST", "/widget", {"name": "other", "serial": "S-1"})
+            assert status == 201 and other["serial"] == "S-1", other
+            status, read = a.call("GET", f"/widget/{other['id']}")
             assert status == 200 and read["serial"] == "S-1", read
 
-            # the worker runs the rule the upgrade added, without a restart
+            # the worker runs the rule the upgrade added, on the field it added, without a restart
             for api in (a, b):
-                _eventually(lambda api=api: api.call("GET", f"/widget/{tagged['id']}")[1].get("notes")
-                            == "noted by the worker", 60, "the new scheduled rule ran")
+                _eventually(lambda api=api: api.call("GET", f"/widget/{tagged['id']}")[1].get("serial")
+                            == "set by the worker", 60, "the new scheduled rule ran")
         for log in (log_a, log_b):
             assert not [line for line in log if "Traceback" in line], "\n".join(log[-40:])
     finally:
