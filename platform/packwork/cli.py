@@ -125,9 +125,12 @@ def standard_pack_folder() -> Path:
 @click.option("--db", "db_url", default="sqlite:///packwork-demo.db", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--serve/--no-serve", default=True, show_default=True, help="Serve the web UI afterwards.")
-def demo(db_url: str, port: int, serve: bool) -> None:
+@click.option("--data/--no-data", default=True, show_default=True,
+              help="Create the pack's demo data set (once per database).")
+def demo(db_url: str, port: int, serve: bool, data: bool) -> None:
     """Install (or bring up to date) the standard CRM in a demo database, give every role of it
-    a demo user (passwords printed once), and serve the web UI."""
+    a demo user (passwords printed once), create its demo data set the first time, and serve
+    the web UI."""
     engine = make_engine(db_url)
     with engine.connect() as conn:
         installed = packstore.installed_packs(conn)
@@ -142,10 +145,30 @@ def demo(db_url: str, port: int, serve: bool) -> None:
         click.echo(f"  demo user {username}, password {password}")
     if not created:
         click.echo("  demo users exist already (`packwork user password NAME` sets a new password)")
+    if data:
+        _demo_data(engine, standard_pack_folder())
     if serve:
         from packwork.web.server import run_gunicorn
         click.echo(f"Serving the CRM at http://127.0.0.1:{port}/ (Ctrl-C stops it).")
         run_gunicorn(db_url, "127.0.0.1", port, workers=2)
+
+
+def _demo_data(engine, pack_folder: Path) -> None:
+    """The pack's demo data set, unless the database holds records already."""
+    from packwork.runtime import demo_data
+    from packwork.runtime.catalog import load_catalog
+    path = demo_data.spec_path(pack_folder)
+    if not path.is_file():
+        return
+    spec = demo_data.load_spec(path)
+    with engine.connect() as conn:
+        if demo_data.has_data(conn, load_catalog(conn), spec):
+            click.echo("  demo data exists already")
+            return
+    report = demo_data.generate(engine, spec)
+    click.echo(f"  demo data: {report.summary()}")
+    for line in report.refused:
+        click.echo(f"    refused: {line}", err=True)
 
 
 @main.group()
@@ -570,6 +593,11 @@ def _load(paths):
     if problems:
         raise PackError(problems)
     return resolve_sources(sources)
+
+
+from packwork.cli_settings import setting  # noqa: E402 - its own module; registered here, after `main`
+
+main.add_command(setting)
 
 
 def run() -> None:

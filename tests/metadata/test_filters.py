@@ -89,3 +89,15 @@ def test_relative_dates(var, expected):
 
 def test_month_end_is_clamped():
     assert resolve_var(Var("today", 1, "m"), date(2026, 1, 31)) == date(2026, 2, 28)
+
+
+def test_settings_as_values_and_as_offset_counts():
+    from packwork.metadata.filters import SettingValue, settings_used
+    tree = parse_filter("amount >= ${big_deal} and seen_on < $today-${return_days}d and due > $today+${lead}w")
+    assert tree.items[0] == Compare(("amount",), ">=", SettingValue("big_deal"), 0)
+    assert tree.items[1].value == Var("today", -1, "d", "return_days")
+    assert tree.items[2].value == Var("today", 1, "w", "lead")
+    assert settings_used(tree) == [("big_deal", 0, False), ("return_days", 26, True), ("lead", 63, True)]
+    assert settings_used(parse_filter("x in (1, ${a})")) == [("a", 0, False)]
+    with pytest.raises(FilterError, match=r"\$\{a\} takes no offset"):
+        parse_filter("x = ${a}-3d")

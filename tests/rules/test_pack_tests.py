@@ -7,7 +7,7 @@ from test_cli import packwork
 
 
 def test_the_packs_own_rule_tests_pass():
-    for pack in (PACKS / "standard_crm", TEST_PACKS / "mini"):
+    for pack in (PACKS / "standard_crm", TEST_PACKS / "mini", TEST_PACKS / "actions"):
         ran = packwork("pack", "test", str(pack))
         assert ran.returncode == 0, ran.stdout + ran.stderr
         assert " 0 failed." in ran.stdout and "FAILED" not in ran.stdout

@@ -115,6 +115,7 @@ WRITES = {
     "settings": ("/me", {"language": "zh", "time_zone": "Asia/Shanghai"}),
     "password": ("/me/password", {"current": PASSWORD, "new": "forged password"}),
     "logout": ("/logout", {}),
+    "pack action": ("/r/gadget/2/actions/poke", {"version": "1", "why": "forged"}),
 }
 
 
@@ -180,6 +181,8 @@ PAGES = {
     "lookup": "/r/holder/lookup?q=script&field=%3Cscript%3Ealert(1)%3C/script%3E",
     "error page": "/r/gadget/kanban/%3Cscript%3Ealert(1)%3C%5Cscript%3E",
     "settings": "/me",
+    "dashboard": "/dashboards/evil",
+    "dashboards": "/dashboards",
 }
 
 
@@ -208,6 +211,18 @@ def test_a_refused_form_escapes_what_was_typed(world):
     response = visitor.post("/r/gadget/new", {"name": f"{SCRIPT} again", "mood": SCRIPT})
     assert response.status_code == 422
     assert RAW not in response.text and f"{ESCAPED} again" in response.text
+
+
+def test_a_pack_action_escapes_its_label_confirm_text_inputs_and_refusal(world):
+    visitor = world.visitor("ann")
+    page = visitor.client.get("/r/gadget/1").text
+    form = page[page.index('data-action="poke"'):]
+    form = form[:form.index("</details>")]
+    assert RAW not in form and f"{ESCAPED} Poke" in form and f'data-confirm="{ESCAPED} Sure?"' in form
+    assert f"{ESCAPED} Why" in form and f"{ESCAPED} Say why" in form
+    refused = visitor.post("/r/gadget/1/actions/poke", {"version": "2", "why": SCRIPT})
+    assert refused.status_code == 422 and RAW not in refused.text
+    assert f"{ESCAPED} refused: {ESCAPED}" in refused.text and f'value="{ESCAPED}"' in refused.text
 
 
 def test_a_refused_kanban_move_answers_json_not_markup(world):
@@ -283,7 +298,8 @@ def test_without_a_session_a_page_sends_to_sign_in_and_back(world):
 
 # --- headers and redirects ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("path", ["/login", "/", "/r/gadget", "/r/gadget/1", "/r/gadget/kanban/by_mood"])
+@pytest.mark.parametrize("path", ["/login", "/", "/r/gadget", "/r/gadget/1", "/r/gadget/kanban/by_mood",
+                                  "/dashboards/evil"])
 def test_pages_carry_a_csp_that_allows_only_the_sites_own_scripts(world, path):
     response = world.visitor("ann").client.get(path)
     policy = {part.split()[0]: part.split()[1:] for part in

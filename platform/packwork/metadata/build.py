@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from packwork.metadata.fieldtypes import FieldTypes
 from packwork.metadata.loader import MANIFEST, Document
 from packwork.metadata.model import (
-    Choice, Dictionary, Entity, Field, Grant, Group, Kanban, Label, Layout, ListView, Origin,
-    PackInfo, Pipeline, RecordType, Relation, Role, Rule, Section, SortKey, Stage, Tab, Timeline,
+    Action, Choice, Dictionary, Entity, Field, Grant, Group, Kanban, Label, Layout, ListView, Origin,
+    PackInfo, Pipeline, RecordType, Relation, Role, Rule, Section, Setting, SortKey, Stage, Tab, Timeline,
 )
+from packwork.metadata.model import Dashboard, DashboardItem, Measure, Report, ReportKey
 from packwork.metadata.problems import Problem
 
 
@@ -55,6 +56,9 @@ class PackContent:
     grants: list[Grant] = field(default_factory=list)
     rules: list[Rule] = field(default_factory=list)
     groups: list[Group] = field(default_factory=list)
+    reports: list[Report] = field(default_factory=list)
+    dashboards: list[Dashboard] = field(default_factory=list)
+    settings: list[Setting] = field(default_factory=list)
 
 
 def build_pack(documents: list[Document], field_types: FieldTypes
@@ -80,7 +84,7 @@ def build_pack(documents: list[Document], field_types: FieldTypes
                     problems.append(doc.problem("PACK-E011", (key,),
                                                 f"{key!r} belongs in {MANIFEST}, not in other pack files"))
         _build_document(doc, content)
-        problems += _property_problems(doc, field_types)
+        problems += _property_problems(doc, field_types) + _rule_key_problems(doc)
     return content, problems
 
 
@@ -99,6 +103,22 @@ def _property_problems(doc: Document, field_types: FieldTypes) -> list[Problem]:
     return problems
 
 
+ACTION_KEYS = ("confirm", "condition", "grant", "roles", "writes", "inputs")  # what only actions take
+_NOT_FOR_ACTIONS = ("on", "stage", "every", "filter")
+
+
+def _rule_key_problems(doc: Document) -> list[Problem]:
+    """A key that means nothing for the rule's kind: `writes` on a trigger, `on` on an action."""
+    problems = []
+    for name, spec in doc.data.get("rules", {}).items():
+        acting = spec["kind"] == "action"
+        for key in _NOT_FOR_ACTIONS if acting else ACTION_KEYS:
+            if key in spec:
+                what = "does not apply to an action" if acting else "applies to action rules only"
+                problems.append(doc.problem("PACK-E012", ("rules", name, key), f"{key!r} {what}"))
+    return problems
+
+
 def _field_specs(data: dict):
     for name, entity in data.get("entities", {}).items():
         for f, spec in entity.get("fields", {}).items():
@@ -109,6 +129,9 @@ def _field_specs(data: dict):
     for name, relation in data.get("relations", {}).items():
         for f, spec in relation.get("fields", {}).items():
             yield ("relations", name, "fields", f), spec
+    for name, rule in data.get("rules", {}).items():
+        for f, spec in rule.get("inputs", {}).items():
+            yield ("rules", name, "inputs", f), spec
 
 
 def _build_document(doc: Document, pack: PackContent) -> None:
@@ -138,6 +161,14 @@ def _build_document(doc: Document, pack: PackContent) -> None:
             pack.grants.append(_grant(role, entity, spec, at("permissions", role, entity)))
     for name, spec in data.get("rules", {}).items():
         pack.rules.append(_rule(name, spec, at("rules", name)))
+    for name, spec in data.get("reports", {}).items():
+        pack.reports.append(_report(name, spec, at("reports", name)))
+    for name, spec in data.get("dashboards", {}).items():
+        pack.dashboards.append(_dashboard(name, spec, at("dashboards", name)))
+    for name, spec in data.get("settings", {}).items():
+        pack.settings.append(Setting(name, spec["type"], Label.of(spec.get("label"), name), spec.get("default"),
+                                     Label.of(spec["help"], "") if "help" in spec else None,
+                                     _choices(spec.get("options", ())), at("settings", name)))
 
 
 def _choices(options: list[dict]) -> tuple[Choice, ...]:
@@ -250,7 +281,44 @@ def _grant(role: str, entity: str, spec: dict, origin: Origin) -> Grant:
 def _rule(name: str, spec: dict, origin: Origin) -> Rule:
     return Rule(name, spec["entity"], spec["kind"], spec["code"], tuple(spec.get("on", ())),
                 spec.get("stage"), spec.get("every"), spec.get("filter"), spec.get("time_limit_ms"),
-                origin, tuple(json.dumps(case, sort_keys=True, default=str) for case in spec.get("tests", ())))
+                origin, tuple(json.dumps(case, sort_keys=True, default=str) for case in spec.get("tests", ())),
+                _action(spec, origin) if spec["kind"] == "action" else None)
+
+
+def _action(spec: dict, origin: Origin) -> Action:
+    return Action(Label.of(spec.get("label"), origin.path[-1]),
+                  Label.of(spec["confirm"], "") if "confirm" in spec else None, spec.get("condition"),
+                  spec.get("grant", "update"), tuple(spec.get("roles", ())), tuple(spec.get("writes", ())),
+                  tuple(_field(f, s, origin.at("inputs", f)) for f, s in spec.get("inputs", {}).items()))
+
+
+MEASURE_FUNCTIONS = ("count", "sum", "avg", "min", "max")
+
+
+def _report_keys(specs: list) -> tuple[ReportKey, ...]:
+    return tuple(ReportKey(s) if isinstance(s, str) else ReportKey(s["field"], s["bucket"]) for s in specs)
+
+
+def _measure(name: str, spec: str | dict) -> Measure:
+    spec = {"count": True} if spec == "count" else spec
+    function = next(f for f in MEASURE_FUNCTIONS if f in spec)
+    return Measure(name, function, None if function == "count" else spec[function],
+                   Label.of(spec["label"], name) if "label" in spec else None, spec.get("entity"),
+                   _report_keys(spec.get("group_by", ())), spec.get("filter"))
+
+
+def _report(name: str, spec: dict, origin: Origin) -> Report:
+    sort = spec.get("sort")
+    return Report(name, Label.of(spec.get("label"), name), spec["entity"], _report_keys(spec["group_by"]),
+                  tuple(_measure(m, s) for m, s in spec["measures"].items()), spec.get("chart", "bar"),
+                  spec.get("filter"), SortKey(sort.lstrip("-"), sort.startswith("-")) if sort else None,
+                  spec.get("limit"), spec.get("conversion", False), origin)
+
+
+def _dashboard(name: str, spec: dict, origin: Origin) -> Dashboard:
+    items = tuple(DashboardItem(i) if isinstance(i, str) else DashboardItem(i["report"], i.get("width", "half"))
+                  for i in spec["reports"])
+    return Dashboard(name, Label.of(spec.get("label"), name), items, tuple(spec.get("roles", ())), origin)
 
 
 def _article(word: str) -> str:

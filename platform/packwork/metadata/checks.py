@@ -11,7 +11,7 @@ import ast
 from collections.abc import Iterator
 
 from packwork.metadata.fieldtypes import FieldTypes
-from packwork.metadata.filters import FilterError, parse_filter, paths
+from packwork.metadata.filters import FilterError, parse_filter, paths, settings_used
 from packwork.metadata.model import Entity, Field, Metadata, Origin
 from packwork.metadata.access import ADMIN_ROLE
 from packwork.metadata.names import RESERVED_ENTITY_NAMES, SYSTEM_COLUMNS, field_name_problem, \
@@ -38,6 +38,8 @@ def check_metadata(metadata: Metadata, field_types: FieldTypes) -> list[Problem]
     problems += _check_relations(metadata, field_types)
     problems += _check_access(metadata)
     problems += _check_rules(metadata)
+    from packwork.metadata import checks_actions  # it builds on this module's checks
+    problems += checks_actions.check_actions_and_settings(metadata, field_types)
     return problems
 
 
@@ -365,3 +367,10 @@ def _check_filter(text: str, entity: Entity, metadata: Metadata, origin: Origin,
         reason = filter_path_problem(path, entity, metadata)
         if reason:
             yield _p("PACK-E043", origin, f"filter at position {position}: {reason}", key)
+    for name, position, counts in settings_used(tree):
+        setting = metadata.settings.get(name)
+        if setting is None:
+            yield _p("PACK-E047", origin, f"filter at position {position}: there is no setting {name!r}", key)
+        elif counts and setting.type != "integer":
+            yield _p("PACK-E047", origin, f"filter at position {position}: setting {name!r} counts an offset, "
+                     f"so it must be an integer setting, not {setting.type}", key)

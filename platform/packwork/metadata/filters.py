@@ -29,11 +29,21 @@ class FilterError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Var:
-    """`$me`, `$today` or `$now`, with an optional offset such as `$today-30d`."""
+    """`$me`, `$today` or `$now`, with an optional offset such as `$today-30d`. An offset whose
+    count is a pack setting (`$today-${return_days}d`) names it in `setting`; `offset` is then
+    the sign (1 or -1) the setting's value is multiplied by when the filter is compiled."""
 
     name: str
     offset: int = 0
     unit: str = "d"  # d, w, m, y
+    setting: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SettingValue:
+    """`${name}`: the current value of a pack setting, compared like a literal."""
+
+    name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +87,7 @@ class Not:
 _TOKEN = re.compile(r"""
     (?P<space>\s+)
   | (?P<string>'(?:[^']|'')*')
-  | (?P<var>\$[a-z]+(?:[+-][0-9]+[dwmy])?)
+  | (?P<var>\$(?:[a-z]+|\{[a-z][a-z0-9_]*\})(?:[+-](?:[0-9]+|\$\{[a-z][a-z0-9_]*\})[dwmy])?)
   | (?P<number>-?[0-9]+(?:\.[0-9]+)?)
   | (?P<op><=|>=|!=|=|<|>)
   | (?P<punct>[(),])
@@ -214,14 +224,22 @@ class _Parser:
         raise FilterError(f"expected a value, found {_describe(token)}", token.position)
 
 
-def _var(token: _Token) -> Var:
-    match = re.fullmatch(r"\$([a-z]+)(?:([+-][0-9]+)([dwmy]))?", token.text)
-    name = match.group(1)
+def _var(token: _Token) -> Var | SettingValue:
+    match = re.fullmatch(r"\$(?:([a-z]+)|\{([a-z0-9_]+)\})(?:([+-])(?:([0-9]+)|\$\{([a-z0-9_]+)\})([dwmy]))?",
+                         token.text)
+    name, setting, sign, count, count_setting, unit = match.groups()
+    if setting is not None:
+        if sign:
+            raise FilterError(f"${{{setting}}} takes no offset; only $today and $now do", token.position)
+        return SettingValue(setting)
     if name not in _VARS:
         raise FilterError(f"unknown variable ${name}; known: {', '.join('$' + v for v in _VARS)}", token.position)
-    if match.group(2) and name == "me":
+    if sign and name == "me":
         raise FilterError("$me takes no offset", token.position)
-    return Var(name, int(match.group(2) or 0), match.group(3) or "d")
+    direction = -1 if sign == "-" else 1
+    if count_setting is not None:
+        return Var(name, direction, unit, count_setting)
+    return Var(name, direction * int(count or 0), unit or "d")
 
 
 def _describe(token: _Token) -> str:
@@ -240,6 +258,22 @@ def paths(tree) -> list[tuple[tuple[str, ...], int]]:
     if isinstance(tree, Not):
         return paths(tree.item)
     return [(tree.path, tree.position)]
+
+
+def settings_used(tree) -> list[tuple[str, int, bool]]:
+    """Every (setting, position, whether it counts an offset) a filter tree names."""
+    if isinstance(tree, (And, Or)):
+        return [s for item in tree.items for s in settings_used(item)]
+    if isinstance(tree, Not):
+        return settings_used(tree.item)
+    values = tree.values if isinstance(tree, In) else (tree.value,) if isinstance(tree, Compare) else ()
+    found = []
+    for value in values:
+        if isinstance(value, SettingValue):
+            found.append((value.name, tree.position, False))
+        elif isinstance(value, Var) and value.setting is not None:
+            found.append((value.setting, tree.position, True))
+    return found
 
 
 def resolve_var(var: Var, today: date) -> date:

@@ -22,6 +22,7 @@ MAX_FILE_BYTES = 512 * 1024
 MAX_PACK_BYTES = 8 * 1024 * 1024
 MAX_FILES = 400
 YAML_SUFFIXES = (".yaml", ".yml")
+DATA_FOLDER = "demo"  # a pack's demo data set (runtime.demo_data reads it); never read as metadata
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,8 @@ def read_pack_folder(folder: str | Path, display: str | None = None
         rel = path.relative_to(root).as_posix()
         if any(part.startswith(".") for part in path.relative_to(root).parts):
             continue
+        if path.relative_to(root).parts[0] == DATA_FOLDER:
+            continue  # demo data (`packwork demo`), not metadata
         if path.suffix not in YAML_SUFFIXES:
             continue
         if not path.resolve().is_relative_to(real_root):

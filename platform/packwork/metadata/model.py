@@ -256,10 +256,40 @@ class Grant:
 
 
 @dataclass(frozen=True, slots=True)
+class Action:
+    """What only a rule of kind `action` declares: a named operation a user runs on one record
+    (a button on its page, a POST in the API), whose code runs in the rule sandbox."""
+
+    label: Label
+    confirm: Label | None = None
+    condition: str | None = None  # a filter the record must match for the action to be offered
+    grant: str = "update"  # the permission the user needs on the record
+    roles: tuple[str, ...] = ()  # if any: only users holding one of them
+    # fields the action may change on its record beyond the user's role: read-only ones, and
+    # owner_id, which it may set only to the acting user or to nobody (claim, release)
+    writes: tuple[str, ...] = ()
+    inputs: tuple[Field, ...] = ()  # what the user fills in before it runs
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """A named value of a pack an administrator may change (stored in pw_setting); rule code
+    reads it as `settings.NAME`, filters as `${NAME}`."""
+
+    name: str
+    type: str  # integer | decimal | text | boolean | choice
+    label: Label
+    default: object = None
+    help: Label | None = None
+    choices: tuple[Choice, ...] = ()
+    origin: Origin = _origin()
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
     name: str
     entity: str
-    kind: str  # validation | trigger | stage_gate | scheduled
+    kind: str  # validation | trigger | stage_gate | scheduled | action
     code: str
     events: tuple[str, ...] = ()
     stage: str | None = None
@@ -268,10 +298,64 @@ class Rule:
     time_limit_ms: int | None = None
     origin: Origin = _origin()  # line of the code's first line in the pack file
     tests: tuple[str, ...] = field(default=(), compare=False)  # each case as canonical JSON
+    action: Action | None = None  # kind `action` only
 
     def test_cases(self) -> list[dict]:
         """The pack's test cases for this rule: {record, old?, errors?, values?, label?}."""
         return [json.loads(case) for case in self.tests]
+
+
+@dataclass(frozen=True, slots=True)
+class ReportKey:
+    """What a report groups by: a field (or `owner_id`); a date or datetime field by `bucket`."""
+
+    field: str
+    bucket: str | None = None  # month | quarter | year
+
+
+@dataclass(frozen=True, slots=True)
+class Measure:
+    """One figure per group: `count` of records, or sum/avg/min/max of a number field. With
+    `entity`, a second series read from another entity, grouped by its own `group_by` keys
+    (which match the report's keys one for one)."""
+
+    name: str
+    function: str  # count | sum | avg | min | max
+    field: str | None = None  # None for count
+    label: Label | None = None  # None: the field's label (count: "Records")
+    entity: str | None = None
+    group_by: tuple[ReportKey, ...] = ()
+    filter: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    name: str
+    label: Label
+    entity: str
+    group_by: tuple[ReportKey, ...]  # one or two keys
+    measures: tuple[Measure, ...]
+    chart: str = "bar"  # bar | line | pie | funnel | table
+    filter: str | None = None
+    sort: SortKey | None = None  # a measure or a group key's field; None: the keys' natural order
+    limit: int | None = None
+    conversion: bool = False  # stage-to-stage conversion rates (one stage key)
+    origin: Origin = _origin()
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardItem:
+    report: str
+    width: str = "half"  # half | full | third
+
+
+@dataclass(frozen=True, slots=True)
+class Dashboard:
+    name: str
+    label: Label
+    items: tuple[DashboardItem, ...]
+    roles: tuple[str, ...] = ()  # shown in the navigation of these roles only; empty: everyone
+    origin: Origin = _origin()
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +384,9 @@ class Metadata:
     grants: tuple[Grant, ...] = ()
     rules: tuple[Rule, ...] = ()
     groups: tuple[Group, ...] = ()
+    settings: Mapping[str, Setting] = field(default_factory=lambda: MappingProxyType({}))
+    reports: Mapping[str, Report] = field(default_factory=lambda: MappingProxyType({}))
+    dashboards: Mapping[str, Dashboard] = field(default_factory=lambda: MappingProxyType({}))
     version: str = field(default="", compare=False, metadata={"hash": False})
 
     def entity(self, name: str) -> Entity | None:

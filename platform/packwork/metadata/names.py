@@ -28,7 +28,7 @@ SYSTEM_COLUMNS = (
     "record_type",
 )
 RESERVED_PREFIXES = ("pw_", "sqlite_", "pg_")
-RESERVED_ENTITY_NAMES = frozenset({"meta", "transfers"})  # API paths beside /api/v1/<entity>
+RESERVED_ENTITY_NAMES = frozenset({"meta", "transfers", "reports", "dashboards"})  # API paths beside /api/v1/<entity>
 
 
 def identifier_problem(name: object) -> str | None:

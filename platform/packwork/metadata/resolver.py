@@ -11,6 +11,7 @@ from types import MappingProxyType
 from packwork.errors import PackError
 from packwork.metadata.build import Extension, PackContent, build_pack
 from packwork.metadata.checks import check_metadata
+from packwork.metadata.report_checks import check_reports
 from packwork.metadata.fieldtypes import FieldTypes, builtin_field_types
 from packwork.metadata.loader import MANIFEST, PackSource, parse_document
 from packwork.metadata.model import (
@@ -65,7 +66,7 @@ def resolve(packs: list[PackContent], field_types: FieldTypes) -> tuple[Metadata
     if merged.problems:
         return None, merged.problems
     metadata = merged.metadata()
-    problems = check_metadata(metadata, field_types)
+    problems = check_metadata(metadata, field_types) + check_reports(metadata)
     if problems:
         return None, problems
     return dataclasses.replace(metadata, version=version_hash(metadata)), []
@@ -130,7 +131,8 @@ class _Merge:
         self.packs = packs
         self.closure = dependency_closure(packs)
         self.entities: dict[str, Entity] = {}
-        self.named: dict[str, dict] = {k: {} for k in ("dictionaries", "relations", "roles", "groups")}
+        self.named: dict[str, dict] = {k: {} for k in ("dictionaries", "relations", "roles", "groups", "settings",
+                                                       "reports", "dashboards")}
         self.grants, self.rules = [], []
         for pack in packs:
             self._add_pack(pack)
@@ -148,7 +150,9 @@ class _Merge:
             self._add_unique(self.entities, "entity", entity)
         for kind, noun, items in (("dictionaries", "dictionary", pack.dictionaries),
                                   ("relations", "relation", pack.relations),
-                                  ("roles", "role", pack.roles), ("groups", "group", pack.groups)):
+                                  ("roles", "role", pack.roles), ("groups", "group", pack.groups),
+                                  ("settings", "setting", pack.settings),
+                                  ("reports", "report", pack.reports), ("dashboards", "dashboard", pack.dashboards)):
             for item in items:
                 self._add_unique(self.named[kind], noun, item)
         for extension in pack.extensions:
@@ -230,6 +234,9 @@ class _Merge:
             relations=MappingProxyType(relations),
             roles=MappingProxyType(dict(self.named["roles"])),
             grants=tuple(self.grants), rules=tuple(self.rules), groups=tuple(groups),
+            settings=MappingProxyType(dict(self.named["settings"])),
+            reports=MappingProxyType(dict(self.named["reports"])),
+            dashboards=MappingProxyType(dict(self.named["dashboards"])),
         )
 
 

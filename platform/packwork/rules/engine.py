@@ -22,7 +22,7 @@ from packwork.metadata.checks import code_line, formula_names
 from packwork.metadata.model import Entity, Field, Metadata, Rule
 from packwork.rules.sandbox import CompiledRule, Record, compile_rule, run_compiled, run_each
 
-CALLBACKS = frozenset({"query", "create"})  # what reaches other records
+CALLBACKS = frozenset({"query", "count", "create"})  # what reaches other records
 
 
 @dataclass(frozen=True, slots=True, eq=False)  # compared and hashed by identity: compiled once
@@ -54,6 +54,7 @@ class EntityRules:
     triggers: tuple[Compiled, ...] = ()
     scheduled: tuple[Compiled, ...] = ()
     gates: Mapping[str, tuple[Compiled, ...]] = field(default_factory=dict)
+    actions: Mapping[str, Compiled] = field(default_factory=dict)  # by name; run only when asked
     required: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # stage -> fields it needs
     probabilities: Mapping[str, int] = field(default_factory=dict)
     stage_field: str | None = None
@@ -71,6 +72,8 @@ class Env:
     now: datetime
     query: Callable[..., list] = lambda *args, **kwargs: []
     create: Callable[..., dict] | None = None
+    count: Callable[..., int] | None = None
+    settings: Callable[[], Mapping] = lambda: {}  # the pack settings' values, read when code reads them
 
 
 class Refused(Exception):
@@ -99,6 +102,7 @@ def compile_entity(metadata: Metadata, entity: Entity) -> EntityRules:
         triggers=tuple(compiled(r) for r in rules if r.kind == "trigger"),
         scheduled=tuple(compiled(r) for r in rules if r.kind == "scheduled"),
         gates={stage: tuple(found) for stage, found in gates.items()},
+        actions={r.name: compiled(r) for r in rules if r.kind == "action"},
         required={s.name: s.required_fields for s in pipeline.stages if s.required_fields} if pipeline else {},
         probabilities={s.name: s.probability for s in pipeline.stages} if pipeline else {},
         stage_field=pipeline.field if pipeline else None)
@@ -230,6 +234,21 @@ def run_one(rules: EntityRules, compiled: Compiled, record: Mapping, old: Mappin
     return _run(rules, compiled, record, old, env, errors)
 
 
+def run_action(rules: EntityRules, compiled: Compiled, record: Mapping, inputs: Mapping, env: Env) -> dict:
+    """An action's code on one record, with the `inputs` the user gave; returns the fields it
+    changed on the record. Its first `error()` stops it (Refused): an action that was refused
+    must not go on creating records, and the caller rolls back any it made."""
+    def error(field_name: str, message: str) -> None:
+        raise Refused({str(field_name): [str(message)]})
+
+    subject = Record(record)
+    offered = {"record": subject, "inputs": Record(dict(inputs)), "error": error, "query": env.query,
+               "count": env.count, "create": env.create, "stage_probability": rules.probabilities.get}
+    run_each((compiled.code,), _visible(compiled.code.loaded, env, offered), keep=("record",),
+             time_limits_ms=(compiled.rule.time_limit_ms or 50,))
+    return {k: v for k, v in subject.as_dict().items() if record.get(k) != v}
+
+
 def _entering(rules: EntityRules, record: Mapping, old: Mapping | None) -> str | None:
     if rules.stage_field is None:
         return None
@@ -258,7 +277,7 @@ def _run_batch(rules: EntityRules, batch: Sequence[Compiled], record: Mapping, o
     subject = Record(record)  # a copy: the sandbox copies what the rules changed back into it
     codes, loaded, limits = _batch_parts(tuple(batch))
     offered = {"record": subject, "error": error, "stage_probability": rules.probabilities.get,
-               "query": env.query, "create": env.create}
+               "query": env.query, "count": env.count, "create": env.create}
     if "old" in loaded:  # the one that costs something to make
         offered["old"] = Record(dict(old)) if old is not None else None
     run_each(codes, _visible(loaded, env, offered), keep=("record",) if keep else (), time_limits_ms=limits,
@@ -273,10 +292,10 @@ def _batch_parts(batch: tuple[Compiled, ...]) -> tuple[tuple[CompiledRule, ...],
             tuple(c.rule.time_limit_ms or 50 for c in batch))
 
 
-# What rule code sees of the clock and the user, made from the Env when read
+# What rule code sees of the clock, the user and the settings, made from the Env when read
 _CLOCK: Mapping[str, Callable[[Env], object]] = MappingProxyType({
     "user": lambda env: dict(env.user), "now": lambda env: lambda: env.now,
-    "today": lambda env: lambda: env.now.date()})
+    "today": lambda env: lambda: env.now.date(), "settings": lambda env: Record(dict(env.settings()))})
 
 
 def _visible(loaded: frozenset[str], env: Env, offered: Mapping[str, object],

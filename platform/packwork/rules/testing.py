@@ -11,9 +11,10 @@
           - record: {amount: 10}            # no `errors`: the rule must report none
 
 A case gives the record the rule sees (fields it leaves out are blank) and, for updates, the
-`old` values; it expects exactly the `errors` given (none if absent) and, for triggers and
-scheduled rules, at least the `values` given after the rule ran. `query()` finds nothing and
-`create()` pretends to create, so a case tests the rule's own logic.
+`old` values (for actions, the `inputs`); it expects exactly the `errors` given (none if absent)
+and, for triggers, scheduled rules and actions, at least the `values` given after the rule ran. `query()` finds nothing and
+`create()` pretends to create (`count()` finds 0), and settings hold their pack defaults, so a
+case tests the rule's own logic.
 """
 
 from __future__ import annotations
@@ -51,23 +52,32 @@ def run_pack_tests(metadata: Metadata) -> list[Outcome]:
         if entity.name not in compiled_by_entity:
             compiled_by_entity[entity.name] = engine.compile_entity(metadata, entity)
         rules = compiled_by_entity[entity.name]
-        compiled = next(c for group in (rules.validations, rules.triggers, rules.scheduled, *rules.gates.values())
+        compiled = next(c for group in (rules.validations, rules.triggers, rules.scheduled, *rules.gates.values(),
+                                        tuple(rules.actions.values()))
                         for c in group if c.rule.name == rule.name)
+        defaults = {s.name: s.default for s in metadata.settings.values()}
         for index, case in enumerate(rule.test_cases()):
             label = case.get("label") or f"case {index + 1}"
-            outcomes.append(Outcome(rule, index, label, _problem(rules, compiled, entity, case)))
+            outcomes.append(Outcome(rule, index, label, _problem(rules, compiled, entity, case, defaults)))
     return outcomes
 
 
-def _problem(rules: engine.EntityRules, compiled: engine.Compiled, entity, case: dict) -> str | None:
+def _problem(rules: engine.EntityRules, compiled: engine.Compiled, entity, case: dict, settings: dict) -> str | None:
     blank = {f.name: None for f in entity.fields} | {"id": None, "owner_id": None, "record_type": None}
     record = blank | case["record"]
     old = blank | case["old"] if "old" in case else None
     env = engine.Env({"id": 1, "roles": []}, NOW, query=lambda *args, **kwargs: [],
-                     create=lambda name, values: {"id": 1} | dict(values))
+                     create=lambda name, values: {"id": 1} | dict(values), count=lambda *args, **kwargs: 0,
+                     settings=lambda: settings)
     errors: dict[str, list[str]] = {}
     try:
-        after = engine.run_one(rules, compiled, record, old, env, errors)
+        if compiled.rule.action is not None:  # an action: its inputs (blank unless given), stops at error()
+            inputs = {f.name: None for f in compiled.rule.action.inputs} | case.get("inputs", {})
+            after = record | engine.run_action(rules, compiled, record, inputs, env)
+        else:
+            after = engine.run_one(rules, compiled, record, old, env, errors)
+    except engine.Refused as refused:
+        after, errors = record, refused.errors
     except RuleError as exc:
         return f"the rule broke: {exc}"
     wanted = case.get("errors", {})

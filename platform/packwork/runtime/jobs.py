@@ -23,6 +23,7 @@ from packwork.runtime import records
 from packwork.runtime.catalog import Catalog, load_catalog
 from packwork.runtime.permissions import Actor
 from packwork.runtime.query import FilterContext, compile_filter
+from packwork.runtime.settings import current_values
 from packwork.runtime.records import business_rules, core
 from packwork.runtime.system import pw_job_run
 
@@ -86,7 +87,9 @@ def run_rule(engine: sa.Engine, catalog: Catalog, rule: Rule, now: datetime, bat
     entity = catalog.metadata.entities[rule.entity]
     table = catalog.tables[entity.name]
     compiled = next(c for c in core.rules_of_entity(catalog, entity).scheduled if c.rule.name == rule.name)
-    context = FilterContext(catalog.metadata, catalog.tables, None, now.date(), now)
+    with engine.connect() as conn:  # the settings as they are when the run starts, for `${name}`
+        settings = current_values(conn, catalog.metadata)
+    context = FilterContext(catalog.metadata, catalog.tables, None, now.date(), now, settings=settings)
     selected = [table.c.deleted_at.is_(None)]
     if rule.filter:
         selected.append(compile_filter(parse_filter(rule.filter), entity, context))

@@ -7,9 +7,11 @@ restricted list costs no more round trips than an unrestricted one."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from types import MappingProxyType
 
 import sqlalchemy as sa
 
@@ -44,8 +46,10 @@ def _parsed(text: str):
 class Access:
     """One unit of work's permissions: one actor, one catalog, one connection."""
 
-    def __init__(self, conn: sa.Connection, catalog: Catalog, actor: Actor, now: datetime):
+    def __init__(self, conn: sa.Connection, catalog: Catalog, actor: Actor, now: datetime,
+                 settings: Mapping[str, object] = MappingProxyType({})):
         self.conn, self.catalog, self.actor, self.now = conn, catalog, actor, now
+        self.settings = settings  # for row rules that name a pack setting (`${name}`)
         self._members: list[int] | None = None
         self._shared: frozenset[str] | None = None
 
@@ -112,7 +116,7 @@ class Access:
         elif reach.scope == "team":  # a subquery, not a list: no extra round trip
             parts.append(_owner_among(table.c.owner_id, _members_below(self.actor), self.conn.dialect))
         context = FilterContext(self.catalog.metadata, self.catalog.tables, self.actor.user_id,
-                                self.now.date(), self.now)
+                                self.now.date(), self.now, settings=self.settings)
         parts += [compile_filter(_parsed(text), entity, context) for text in reach.rows]
         # without shares the predicate stays a plain owner test that an index answers
         if shares and entity.name in self._shared_entities():

@@ -6,14 +6,15 @@ scope of the target entity to that subquery (see `FilterContext.scope`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field as dataclass_field, replace
 from datetime import date, datetime, time, timezone
 from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
 
 import sqlalchemy as sa
 
-from packwork.metadata.filters import And, Compare, FilterError, In, IsNull, Not, Or, Var, resolve_var
+from packwork.metadata.filters import And, Compare, FilterError, In, IsNull, Not, Or, SettingValue, Var, resolve_var
 from packwork.metadata.model import Entity, Field, Metadata
 
 TEXT_TYPES = frozenset({"text", "long_text", "email", "phone", "url", "choice", "stage"})
@@ -34,6 +35,8 @@ class FilterContext:
     scope: Callable[[str, sa.Table], sa.ColumnElement | None] = lambda entity, table: None
     # fields a caller may not filter on (hidden to them): named as unknown
     hidden: Callable[[str, str], bool] = lambda entity, field: False
+    # the pack settings' current values, for `${name}` (read from the database when first used)
+    settings: Mapping[str, object] = dataclass_field(default_factory=lambda: MappingProxyType({}))
 
 
 def field_type(entity: Entity, name: str) -> str | None:
@@ -122,6 +125,10 @@ def coerce(value, kind: str, position: int, context: FilterContext):
         return None
     if isinstance(value, Var):
         return _variable(value, kind, position, context)
+    if isinstance(value, SettingValue):
+        value = _setting(value.name, position, context)
+        if value is None:
+            return None
     try:
         if kind in ("integer", "user", "reference"):
             if isinstance(value, bool) or not isinstance(value, (int, str)) or not -INT64 <= int(value) <= INT64:
@@ -153,6 +160,12 @@ def _text(value: str, position: int) -> str:
     return value
 
 
+def _setting(name: str, position: int, context: FilterContext) -> object:
+    if name not in context.settings:
+        raise FilterError(f"there is no setting {name!r}", position)
+    return context.settings[name]
+
+
 def _variable(var: Var, kind: str, position: int, context: FilterContext):
     if var.name == "me":
         if kind not in ("user", "integer"):
@@ -162,5 +175,11 @@ def _variable(var: Var, kind: str, position: int, context: FilterContext):
         raise FilterError(f"${var.name} can only be compared with a date or datetime field", position)
     if var.name == "now":
         return context.now
+    if var.setting is not None:  # `$today-${days}d`: the count is the setting's value now
+        count = _setting(var.setting, position, context)
+        if isinstance(count, bool) or not isinstance(count, int) or abs(count) > 100_000:
+            raise FilterError(f"setting {var.setting!r} must be a whole number of at most 100000 to count "
+                              f"an offset", position)
+        var = replace(var, offset=var.offset * count, setting=None)
     day = resolve_var(var, context.today)
     return day if kind == "date" else datetime.combine(day, time.min, tzinfo=timezone.utc)

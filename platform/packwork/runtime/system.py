@@ -167,3 +167,13 @@ pw_saved_view = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("user_id", "entity", "name", name="uq_pw_saved_view_name"),
 )
+
+# The values an administrator gave pack settings (`packwork setting set`); a setting with no
+# row here has its pack default. The value is JSON: decimals as text, so none is rounded.
+pw_setting = sa.Table(
+    "pw_setting", system_metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("value", sa.JSON, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_by", ID),
+)

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
 
 from packwork.errors import BadRequest, QueryTimeout, RequestError, TooManyRequests, Unauthorized
-from packwork.runtime import importer, records
+from packwork.runtime import importer, records, reports
 from packwork.runtime.db import end_limit, is_timeout, limit_queries, reading, retrying
 from packwork.runtime.listing import ListQuery, split_names
 from packwork.runtime.ratelimit import Limiter
@@ -293,6 +293,25 @@ def history(entity: str, record_id: int):
         return jsonify({"data": records.history(ctx, entity, record_id)})
 
 
+@blueprint.get("/<entity>/<int:record_id>/actions")
+def available_actions(entity: str, record_id: int):
+    """The pack actions the caller may run on this record now."""
+    with unit_of_work() as ctx:
+        return jsonify({"data": [meta.describe_action(rule) for rule in
+                                 records.available_actions(ctx, entity, record_id)]})
+
+
+@blueprint.post("/<entity>/<int:record_id>/actions/<action>")
+def run_action(entity: str, record_id: int, action: str):
+    """Run a pack action: the body gives `version` (or If-Match) and the action's `inputs`."""
+    body, version = (_body() if request.get_data() else None), _if_match()
+    with unit_of_work(write=True) as ctx:
+        result = records.run_action(ctx, entity, record_id, action, body, version)
+    response = jsonify(result)
+    response.headers["ETag"] = f'"{result["record"]["version"]}"'
+    return response
+
+
 @blueprint.get("/meta")
 def meta_all():
     with unit_of_work() as ctx:
@@ -303,6 +322,40 @@ def meta_all():
 def meta_entity(entity: str):
     with unit_of_work() as ctx:
         return jsonify(meta.describe_entity(ctx, entity))
+
+
+@blueprint.get("/reports")
+def list_reports():
+    """The reports the caller may run: those whose entity and grouped fields they may read."""
+    with unit_of_work() as ctx:
+        return jsonify({"data": [_report_info(ctx, r) for r in reports.reports_for(ctx)]})
+
+
+def _report_info(ctx: Context, report) -> dict:
+    language = ctx.actor.language
+    return {"name": report.name, "label": report.label.get(language), "entity": report.entity,
+            "chart": report.chart}
+
+
+@blueprint.get("/reports/<name>")
+def run_report(name: str):
+    with unit_of_work() as ctx:
+        return jsonify(reports.run_report(ctx, name))
+
+
+@blueprint.get("/dashboards")
+def list_dashboards():
+    with unit_of_work() as ctx:
+        language = ctx.actor.language
+        return jsonify({"data": [{"name": d.name, "label": d.label.get(language),
+                                  "reports": [item.report for item in d.items]}
+                                 for d in reports.dashboards_for(ctx)]})
+
+
+@blueprint.get("/dashboards/<name>")
+def run_dashboard(name: str):
+    with unit_of_work() as ctx:
+        return jsonify(reports.run_dashboard(ctx, name))
 
 
 @blueprint.get("/openapi.json")

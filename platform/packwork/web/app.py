@@ -11,6 +11,8 @@ from packwork.runtime.catalog import CatalogCache
 from packwork.runtime.db import make_engine
 from packwork.runtime.ratelimit import Limiter, Rate
 from packwork.web import api, auth, pages, problems, record_pages, ui  # noqa: F401 - record_pages adds routes to ui
+from packwork.web import dashboards  # noqa: F401 - adds the dashboard pages to ui
+from packwork.web import record_actions  # noqa: F401 - adds the pack actions' forms to ui
 from packwork.web.services import Services
 from packwork.web.widgets import builtin_widgets
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from packwork.metadata.model import Entity, Field, Label
-from packwork.runtime.records import Context, entity_for
+from packwork.metadata.model import Entity, Field, Label, Rule
+from packwork.runtime.records import Context, entity_for, runnable
 
 
 def _label(label: Label | None) -> dict | None:
@@ -30,6 +30,14 @@ def _summary(entity: Entity) -> dict:
             "pack": entity.pack, "icon": entity.icon, "title_field": entity.title_field}
 
 
+def describe_action(rule: Rule) -> dict:
+    """A pack action as a client needs it to offer and run it."""
+    action = rule.action
+    return {"name": rule.name, "label": _label(action.label), "confirm": _label(action.confirm),
+            "condition": action.condition, "grant": action.grant, "roles": list(action.roles),
+            "inputs": [describe_field(f) for f in action.inputs]}
+
+
 def describe_all(ctx: Context) -> dict:
     entities = [e for e in ctx.catalog.metadata.entities.values()
                 if not e.hidden and ctx.access.policy(e.name).reach("read").granted]
@@ -48,6 +56,7 @@ def describe_entity(ctx: Context, name: str) -> dict:
         "list_views": [{"name": v.name, "label": _label(v.label), "columns": list(v.columns),
                         "sort": ",".join(("-" if k.descending else "") + k.field for k in v.sort),
                         "filter": v.filter} for v in entity.list_views],
+        "actions": [describe_action(rule) for rule in runnable(ctx, entity.name)],
     }
     if entity.pipeline:
         described["pipeline"] = {"field": entity.pipeline.field, "stages": [

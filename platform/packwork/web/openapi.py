@@ -8,6 +8,7 @@ from packwork.runtime.catalog import Catalog
 from packwork.runtime.listing import DEFAULT_LIMIT, MAX_LIMIT, UNSORTABLE
 from packwork.runtime.records import MAX_BULK
 from packwork.runtime.values import EntityValues
+from packwork.web import openapi_actions, openapi_reports
 
 PROBLEM = {"$ref": "#/components/responses/Problem"}
 NUMBER_TEXT = {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"}
@@ -293,12 +294,16 @@ def document(catalog: Catalog, server: str = "") -> dict:
         schemas[entity.name] = _read_schema(entity, values)
         schemas[f"{entity.name}_create"] = _write_schema(entity, values, creating=True)
         schemas[f"{entity.name}_update"] = _write_schema(entity, values, creating=False)
+        actions = [r for r in catalog.metadata.rules if r.entity == entity.name and r.action is not None]
+        paths |= openapi_actions.action_paths(entity, actions, _field_schema, _responses, _json_body, _content)
     paths["/api/v1/transfers"] = {"post": {
         "operationId": "transfer_records", "tags": ["users"],
         "summary": "Give every record of one user to another, as far as the caller may transfer",
         "requestBody": _json_body(TRANSFER_REQUEST),
         "responses": _responses({"200": _content("Records moved per entity; `_left` what stayed",
                                                  {"type": "object"})})}}
+    paths |= openapi_reports.PATHS
+    schemas |= openapi_reports.SCHEMAS
     return {
         "openapi": "3.1.0",
         "info": {"title": "Packwork API", "version": f"{__version__}+{catalog.metadata.version[:12]}",

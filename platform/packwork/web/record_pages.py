@@ -129,7 +129,9 @@ class LinkRefusal:
 
 
 def _detail(page: Page, name: str, record_id: int, refused: LinkRefusal | None = None,
-            status: int = 200) -> Response:
+            status: int = 200, action_refused=None) -> Response:
+    """The detail page; `refused` a link and `action_refused` (record_actions.ActionRefusal)
+    an action the person just tried, shown with their messages."""
     ctx = page.ctx
     entity = records.entity_for(ctx, name)
     expand = [f.name for f in entity.fields if f.type == "reference" and f.name not in ctx.access.hidden(entity)
@@ -142,6 +144,7 @@ def _detail(page: Page, name: str, record_id: int, refused: LinkRefusal | None =
     may = records.allowed_actions(ctx, name, record_id, ("update", "delete")) | \
         {"create": ctx.access.policy(name).reach("create").granted}
     linked = _linked(page, entity, record_id, may["update"])
+    actions = records.available_actions(ctx, name, record_id)
     entries = records.history(ctx, name, record_id)
     ids = user_ids([record], [f.name for f in fields]) | {e["actor_id"] for e in entries if e["actor_id"]}
     people = {"owner_id", "created_by"} | {f.name for f in entity.fields if f.type == "user"}
@@ -156,7 +159,7 @@ def _detail(page: Page, name: str, record_id: int, refused: LinkRefusal | None =
                         visible={f.name for f in fields}, related=related, linked=linked, refused=refused,
                         timeline=timeline,
                         history=entries, assignees=users.active_users(ctx.conn),
-                        may=may,
+                        may=may, actions=actions, action_refused=action_refused,
                         key_columns=p.columns(entity, default_columns(entity)[:5], ctx.access.hidden(entity)))
     return current_app.make_response((html, status))
 

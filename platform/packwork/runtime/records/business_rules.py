@@ -124,6 +124,18 @@ def run_scheduled(ctx: Context, target: Target, rule: engine.Compiled, row: Mapp
     return {k: target.values.json_value(k, v) for k, v in changed.items()}
 
 
+def run_action(ctx: Context, target: Target, compiled: engine.Compiled, row: Mapping, inputs: Mapping,
+               created: list[dict]) -> dict:
+    """A pack action's code on one stored record: the changes it makes to the record, as input
+    values for an update (ValidationError if it called `error()`, RuleFailed if it broke). The
+    records it creates, through the record service as the acting user, are added to `created`
+    as {"entity", "id"}; the caller's transaction holds them, so a refusal drops them too."""
+    with _VERDICTS:
+        changed = engine.run_action(rules_of(ctx, target), compiled, _record(ctx, target, {}, row), inputs,
+                                    _env(ctx, created))
+    return {k: target.values.json_value(k, v) for k, v in changed.items()}
+
+
 def _loaded(target: Target, set_by_rules: Mapping) -> dict:
     """Values a rule set, checked and coerced like any input (a rule writes Python values:
     they go through their JSON form, as a client's would)."""
@@ -143,10 +155,14 @@ def _record(ctx: Context, target: Target, values: Mapping, old: Mapping | None) 
     return base | {k: v for k, v in values.items() if k in base}
 
 
-def _env(ctx: Context) -> engine.Env:
+def _env(ctx: Context, created: list[dict] | None = None) -> engine.Env:
     def query(entity: str, filter: str | None = None, limit: int = 50) -> list[dict]:
         wanted = min(int(limit), QUERY_CAP)
         return list_records(ctx, str(entity), ListQuery(filter=filter, limit=max(wanted, 1))).data
+
+    def count(entity: str, filter: str | None = None) -> int:
+        """How many records match, however many: what `query` (at most 200) cannot say."""
+        return list_records(ctx, str(entity), ListQuery(filter=filter, limit=1, count=True)).count
 
     def create(entity: str, values: Mapping) -> dict:
         if _depth.get() >= MAX_DEPTH:
@@ -154,12 +170,15 @@ def _env(ctx: Context) -> engine.Env:
         token = _depth.set(_depth.get() + 1)
         try:
             from packwork.runtime.records.writes import create_record  # writes imports this module
-            return create_record(ctx, str(entity), dict(values))
+            made = create_record(ctx, str(entity), dict(values))
         finally:
             _depth.reset(token)
+        if created is not None:
+            created.append({"entity": str(entity), "id": made["id"]})
+        return made
 
     user = {"id": ctx.actor.user_id, "roles": sorted(ctx.actor.roles)}
-    return engine.Env(user, ctx.now, query, create)
+    return engine.Env(user, ctx.now, query, create, count, lambda: ctx.settings)
 
 
 class _Verdicts:

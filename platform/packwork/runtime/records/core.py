@@ -17,24 +17,28 @@ from packwork.rules.sandbox import RuleError
 from packwork.runtime.catalog import Catalog
 from packwork.runtime.permissions import Access, Actor
 from packwork.runtime.query import FilterContext
+from packwork.runtime.settings import Settings
 from packwork.runtime.values import INT64, EntityValues
 
 
 @dataclass(frozen=True, slots=True)
 class Context:
     """What one unit of work runs with: a connection inside a transaction, the catalog of the
-    metadata version it serves, who acts (and what they may do), and the time it started."""
+    metadata version it serves, who acts (and what they may do), the time it started, and the
+    pack settings' values (read when first used)."""
 
     conn: sa.Connection
     catalog: Catalog
     actor: Actor
     now: datetime
     access: Access
+    settings: Settings
 
     @classmethod
     def start(cls, conn: sa.Connection, catalog: Catalog, actor: Actor) -> "Context":
         now = datetime.now(timezone.utc)
-        return cls(conn, catalog, actor, now, Access(conn, catalog, actor, now))
+        settings = Settings(conn, catalog.metadata)
+        return cls(conn, catalog, actor, now, Access(conn, catalog, actor, now, settings), settings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +156,7 @@ def filter_context(ctx: Context) -> FilterContext:
     return FilterContext(
         catalog.metadata, catalog.tables, ctx.actor.user_id, ctx.now.date(), ctx.now,
         scope=lambda name, table: access.rows("read", catalog.metadata.entities[name], table),
-        hidden=lambda name, field: field in access.hidden(catalog.metadata.entities[name]))
+        hidden=lambda name, field: field in access.hidden(catalog.metadata.entities[name]), settings=ctx.settings)
 
 
 def stale(ctx: Context, target: Target, row: Mapping) -> Conflict:

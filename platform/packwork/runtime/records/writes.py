@@ -20,6 +20,23 @@ from packwork.runtime.values import same_value
 MAX_BULK = 500
 
 
+@dataclass(frozen=True, slots=True)
+class Elevation:
+    """What a pack action declares (`writes:`) it may change on its own record beyond the
+    actor's role, and nothing more: fields the role holds read-only, and the owner, which it
+    may set only to the acting user or to nobody (claiming from a pool, releasing to it)
+    without the transfer grant. Hidden fields, stage grants, the update grant and the row
+    scope still apply."""
+
+    fields: frozenset[str] = frozenset()
+
+    def owner_change_allowed(self, ctx: Context, new_owner: object) -> bool:
+        return "owner_id" in self.fields and new_owner in (ctx.actor.user_id, None)
+
+
+NO_ELEVATION = Elevation()
+
+
 def create_record(ctx: Context, name: str, data: object) -> dict:
     target = core.target_for(ctx, name, "create")
     return _insert(ctx, target, data)
@@ -30,6 +47,14 @@ def update_record(ctx: Context, name: str, record_id: int, data: object, version
     `version`); otherwise refuse with the current record, so nothing is silently overwritten."""
     target = core.target_for(ctx, name, "update")
     return _update(ctx, target, record_id, data, version)
+
+
+def update_by_action(ctx: Context, name: str, record_id: int, changes: Mapping, version: int,
+                     elevation: Elevation) -> dict:
+    """An action's changes to its record: `update_record`, but with what the action declared
+    it may write beyond the actor's role (see Elevation)."""
+    target = core.target_for(ctx, name, "update")
+    return _update(ctx, target, record_id, changes, version, elevation)
 
 
 def delete_record(ctx: Context, name: str, record_id: int, version: int | None = None) -> None:
@@ -165,7 +190,8 @@ def creation_changes(target: Target, row: Mapping, values: Mapping, set_by_rules
     return changes
 
 
-def _update(ctx: Context, target: Target, record_id: int, data: object, version: int | None) -> dict:
+def _update(ctx: Context, target: Target, record_id: int, data: object, version: int | None,
+            elevation: Elevation = NO_ELEVATION) -> dict:
     ctx.access.require("update", target.entity)
     if isinstance(data, Mapping) and "version" in data:
         data = dict(data)
@@ -179,7 +205,7 @@ def _update(ctx: Context, target: Target, record_id: int, data: object, version:
         raise PreconditionRequired(
             "send the version you read, in If-Match or as `version` in the body",
             {"version": ["is required to update"]})
-    _refuse_restricted(ctx, target, data)
+    _refuse_restricted(ctx, target, data, elevation)
     values = target.values.load(data, creating=False)
     row = core.fetch(ctx, target, record_id, for_update=True)
     core.require_row(ctx, target, row, "update")
@@ -188,7 +214,7 @@ def _update(ctx: Context, target: Target, record_id: int, data: object, version:
     changed = {k: v for k, v in values.items() if not same_value(row[k], v)}
     if not changed:
         return core.dump(ctx, target, row)
-    _require_moves(ctx, target, row, changed)
+    _require_moves(ctx, target, row, changed, elevation)
     _check_links(ctx, target, changed, record_id)
     changed |= business_rules.before_write(ctx, target, changed, row)
     return _write_row(ctx, target, row, changed, "update")
@@ -249,11 +275,12 @@ def _write_rows(ctx: Context, target: Target, group: list[tuple[Mapping, dict]],
                        for row, changed in group])
 
 
-def _refuse_restricted(ctx: Context, target: Target, data: object) -> None:
-    """A field hidden from the actor is refused as if it did not exist; a read-only one, 403."""
+def _refuse_restricted(ctx: Context, target: Target, data: object, elevation: Elevation = NO_ELEVATION) -> None:
+    """A field hidden from the actor is refused as if it did not exist; a read-only one, 403
+    (unless an action declared it writes it)."""
     if isinstance(data, Mapping):
         _refuse_keys(target, data, core.hidden_keys(ctx, target),
-                     target.values.keys_of(ctx.access.read_only(target.entity)))
+                     target.values.keys_of(ctx.access.read_only(target.entity) - elevation.fields))
 
 
 def _refuse_keys(target: Target, data: object, hidden: frozenset[str], read_only: frozenset[str]) -> None:
@@ -267,10 +294,12 @@ def _refuse_keys(target: Target, data: object, hidden: frozenset[str], read_only
         raise PermissionDenied("the body changes fields your role may not change", denied)
 
 
-def _require_moves(ctx: Context, target: Target, row: Mapping, changed: dict) -> None:
-    """Changing the owner needs the transfer grant; moving into a stage a grant restricts needs
-    that stage's grant."""
-    if "owner_id" in changed:
+def _require_moves(ctx: Context, target: Target, row: Mapping, changed: dict,
+                   elevation: Elevation = NO_ELEVATION) -> None:
+    """Changing the owner needs the transfer grant (unless an action that declared it claims
+    the record for the actor or releases it); moving into a stage a grant restricts needs that
+    stage's grant."""
+    if "owner_id" in changed and not elevation.owner_change_allowed(ctx, changed["owner_id"]):
         ctx.access.require("transfer", target.entity)
         core.require_row(ctx, target, row, "transfer")
     pipeline = target.entity.pipeline

@@ -18,6 +18,12 @@
     });
   });
 
+  // A form that asks first (a pack action's `confirm`) is sent only when the person agrees.
+  document.addEventListener("submit", function (event) {
+    var form = event.target.closest("form[data-confirm]");
+    if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
+  });
+
   // Reference pickers: choosing an option fills the hidden id and the visible title.
   document.addEventListener("click", function (event) {
     var option = event.target.closest(".pick");
