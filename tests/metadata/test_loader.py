@@ -69,3 +69,16 @@ def test_oversized_file_is_refused(tmp_path):
 def test_folder_without_manifest():
     source, problems = read_pack_folder("/nonexistent/folder")
     assert source is None and problems[0].code == "PACK-E001"
+
+
+def test_every_shipped_pack_file_reads_the_same_with_and_without_libyaml():
+    """The loader parses with libyaml when PyYAML has it; the two parsers differ at the edges
+    (libyaml reads `{en: Ready?, zh: ...}`, pure PyYAML refuses it), so every pack we ship must
+    mean the same to both, as it will to a consultant's editor."""
+    import yaml
+    from conftest import PACKS, TEST_PACKS
+    files = [p for root in (PACKS, TEST_PACKS) for p in sorted(root.rglob("*.yaml")) if "invalid" not in p.parts]
+    assert len(files) > 30
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert yaml.load(text, Loader=yaml.CSafeLoader) == yaml.load(text, Loader=yaml.SafeLoader), path

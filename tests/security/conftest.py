@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from api.conftest import install
 from conftest import PACKS, TEST_PACKS, fresh_database
 from packwork.metadata.model import Entity
-from packwork.runtime.catalog import load_catalog
+from packwork.runtime.catalog import CatalogCache
 from packwork.runtime.permissions import Actor
 from packwork.runtime import records
 from packwork.runtime.records import Context
@@ -61,11 +61,12 @@ class World:
     users: dict[str, int] = field(default_factory=dict)
     clients: dict[str, Client] = field(default_factory=dict)
     _serial: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _catalogs: CatalogCache = field(default_factory=CatalogCache)  # not a parse of the pack per record made
 
     @property
     def metadata(self):
         with self.engine.connect() as conn:
-            return load_catalog(conn).metadata
+            return self._catalogs.current(conn).metadata
 
     def add_user(self, username: str, roles: list[str], team: str | None, metadata) -> Client:
         with self.engine.begin() as conn:
@@ -103,7 +104,7 @@ class World:
         """A record created by the platform itself, owned by `owner`."""
         if ctx is None:
             with self.engine.begin() as conn:
-                return self.create(entity, owner, Context.start(conn, load_catalog(conn), PLATFORM),
+                return self.create(entity, owner, Context.start(conn, self._catalogs.current(conn), PLATFORM),
                                    every_field=every_field, **values)
         data = self.sample(ctx.catalog.metadata.entities[entity], owner, ctx, every_field=every_field) | values
         return records.create_record(ctx, entity, data)

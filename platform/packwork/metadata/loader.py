@@ -107,14 +107,21 @@ def read_pack_folder(folder: str | Path, display: str | None = None
     return PackSource(shown, tuple(files)), problems
 
 
-class _RefusingComposer(yaml.SafeLoader):
-    """Composes nodes but refuses anchors and aliases outright."""
+# libyaml parses a large pack several times faster than pure Python; PyYAML may lack it.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-    def compose_node(self, parent, index):  # noqa: D401 - PyYAML hook
-        event = self.peek_event()
+
+def _compose(text: str) -> yaml.Node | None:
+    """The document's node tree, refusing anchors and aliases outright (read from the event
+    stream first, as the C composer has no hook to refuse them while composing)."""
+    for event in yaml.parse(text, Loader=_Loader):
         if isinstance(event, AliasEvent) or getattr(event, "anchor", None) is not None:
             raise _Refused(event.start_mark, "YAML anchors and aliases are not allowed in packs")
-        return super().compose_node(parent, index)
+    loader = _Loader(text)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
 
 
 class _Refused(Exception):
@@ -132,11 +139,10 @@ def parse_document(file: str, text: str) -> tuple[Document | None, list[Problem]
     """Parse one YAML text into a Document, or explain why it cannot be."""
     if len(text.encode("utf-8")) > MAX_FILE_BYTES:
         return None, [Problem("PACK-E003", file, 1, "$", f"file is larger than {MAX_FILE_BYTES} bytes")]
-    loader = _RefusingComposer(text)
     try:
-        node = loader.get_single_node()
+        node = _compose(text)
         doc = Document(file, None)
-        doc.data = _build(loader, node, (), doc) if node is not None else {}
+        doc.data = _build(node, (), doc) if node is not None else {}
         return doc, []
     except _Refused as exc:
         return None, [Problem("PACK-E005", file, exc.mark.line + 1, json_path(exc.path), exc.message)]
@@ -148,14 +154,13 @@ def parse_document(file: str, text: str) -> tuple[Document | None, list[Problem]
         return None, [Problem("PACK-E006", file, 1, "$", f"YAML syntax: {exc}")]
     except RecursionError:
         return None, [Problem("PACK-E006", file, 1, "$", "YAML nested too deeply")]
-    finally:
-        loader.dispose()
 
 
+_SCALARS = yaml.SafeLoader("")  # plain scalars are built from the node alone, with no state
 _COLLECTION_TAGS = {yaml.MappingNode: "tag:yaml.org,2002:map", yaml.SequenceNode: "tag:yaml.org,2002:seq"}
 
 
-def _build(loader: yaml.SafeLoader, node: yaml.Node, path: tuple, doc: Document) -> object:
+def _build(node: yaml.Node, path: tuple, doc: Document) -> object:
     if type(node) in _COLLECTION_TAGS and node.tag != _COLLECTION_TAGS[type(node)]:
         raise _Refused(node.start_mark, f"YAML tag {node.tag!r} is not allowed in packs", path)
     if isinstance(node, yaml.MappingNode):
@@ -169,19 +174,19 @@ def _build(loader: yaml.SafeLoader, node: yaml.Node, path: tuple, doc: Document)
                 raise _Refused(key_node.start_mark, f"{key!r} is given twice in the same mapping",
                                path + (key,))
             doc.lines[path + (key,)] = key_node.start_mark.line + 1
-            out[key] = _build(loader, value_node, path + (key,), doc)
+            out[key] = _build(value_node, path + (key,), doc)
         return out
     if isinstance(node, yaml.SequenceNode):
         items = []
         for index, item in enumerate(node.value):
             doc.lines[path + (index,)] = item.start_mark.line + 1
-            items.append(_build(loader, item, path + (index,), doc))
+            items.append(_build(item, path + (index,), doc))
         return items
     if node.tag == "tag:yaml.org,2002:timestamp":
         return node.value  # dates stay text; the field type parses them
     if node.tag not in _PLAIN_TAGS:
         raise _Refused(node.start_mark, f"YAML tag {node.tag!r} is not allowed in packs", path)
-    return loader.construct_object(node)
+    return _Loader.yaml_constructors[node.tag](_SCALARS, node)
 
 
 def manifest_depends(source: PackSource) -> tuple[str | None, list[str]]:
