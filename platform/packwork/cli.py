@@ -8,109 +8,19 @@ from pathlib import Path
 
 import click
 
+from packwork.cli_options import db_option, load_packs
 from packwork.errors import MigrationRefused, PackError, PackworkError
 from packwork.metadata.access import ACTIONS, ADMIN_ROLE, role_matrix
-from packwork.metadata.loader import read_pack_folders
 from packwork.metadata.resolver import resolve_sources
 from packwork.runtime import packstore, tokens, users
 from packwork.runtime.db import make_engine
-from packwork.runtime.installer import describe_sources, plan_packs, plan_purge
+from packwork.runtime.installer import plan_packs
 from packwork.runtime.migrate import apply
-
-DEFAULT_DB = "sqlite:///packwork.db"
-
-
-def db_option(function):
-    return click.option("--db", "db_url", default=lambda: os.environ.get("PACKWORK_DATABASE_URL", DEFAULT_DB),
-                        show_default="$PACKWORK_DATABASE_URL or " + DEFAULT_DB,
-                        help="Database URL.")(function)
-
 
 @click.group()
 @click.version_option(package_name="packwork")
 def main() -> None:
     """Packwork: YAML packs in, a CRM out."""
-
-
-@main.group()
-def pack() -> None:
-    """Validate, plan, install and upgrade packs."""
-
-
-@pack.command("validate")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(file_okay=False))
-def pack_validate(paths: tuple[str, ...]) -> None:
-    """Check packs (and the packs they depend on) and report every problem."""
-    metadata = _load(paths)
-    click.echo(f"OK: {', '.join(p.name + ' ' + p.version for p in metadata.packs)} "
-               f"({len(metadata.entities)} entities, metadata version {metadata.version})")
-
-
-@pack.command("test")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(file_okay=False))
-def pack_test(paths: tuple[str, ...]) -> None:
-    """Run the test cases packs declare for their rules (no database needed)."""
-    from packwork.rules.testing import run_pack_tests
-    outcomes = run_pack_tests(_load(paths))
-    for outcome in outcomes:
-        click.echo(outcome.describe())
-    failed = sum(1 for o in outcomes if o.problem is not None)
-    click.echo(f"{len(outcomes) - failed} passed, {failed} failed.")
-    if failed:
-        sys.exit(1)
-
-
-@pack.command("plan")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(file_okay=False))
-@db_option
-@click.option("--force", is_flag=True, help="Accept type changes that could lose data.")
-def pack_plan(paths: tuple[str, ...], db_url: str, force: bool) -> None:
-    """Show what installing or upgrading these packs would change, with the exact DDL.
-    The database is not touched."""
-    plan = plan_packs(make_engine(db_url), list(paths), "plan", force=force)
-    click.echo(f"Plan for {db_url}:")
-    click.echo(plan.render())
-
-
-def _install_command(mode: str):
-    @click.argument("paths", nargs=-1, required=True, type=click.Path(file_okay=False))
-    @db_option
-    @click.option("--force", is_flag=True, help="Accept type changes that could lose data.")
-    @click.option("--yes", "-y", is_flag=True, help="Apply without asking.")
-    def command(paths: tuple[str, ...], db_url: str, force: bool, yes: bool) -> None:
-        engine = make_engine(db_url)
-        plan = plan_packs(engine, list(paths), mode, force=force)
-        _show_and_apply(engine, plan, yes, f"{mode} {describe_sources(plan.packs)}")
-    return command
-
-
-pack.command("install", help="Install packs: show the plan, then apply it in one transaction.")(
-    _install_command("install"))
-pack.command("upgrade", help="Upgrade installed packs to these folders' versions, keeping all data.")(
-    _install_command("upgrade"))
-
-
-@pack.command("purge")
-@db_option
-@click.option("--yes", "-y", is_flag=True, help="Purge without asking.")
-def pack_purge(db_url: str, yes: bool) -> None:
-    """Drop orphaned columns and tables (fields and entities removed from packs) and their data."""
-    engine = make_engine(db_url)
-    _show_and_apply(engine, plan_purge(engine), yes, "purge orphans", destructive=True)
-
-
-def _show_and_apply(engine, plan, yes: bool, summary: str, destructive: bool = False) -> None:
-    click.echo("Plan:")
-    click.echo(plan.render())
-    if plan.empty:
-        click.echo("Nothing to do.")
-        return
-    question = "Drop this data for good?" if destructive else "Apply this plan?"
-    if not yes and not click.confirm(question, default=False):
-        raise click.exceptions.Abort()
-    width = len(str(len(plan.changes) + 1))
-    apply(engine, plan, lambda step, total, text: click.echo(f"[{step:>{width}}/{total}] {text}"), summary)
-    click.echo(f"Applied. Metadata version {plan.metadata.version if plan.metadata else '(unchanged)'}.")
 
 
 def standard_pack_folder() -> Path:
@@ -347,7 +257,7 @@ def perms_show(role: str, paths: tuple[str, ...], db_url: str) -> None:
     """Print ROLE's effective matrix: a scope per entity and action, row rules, field security
     and restricted stage moves, after every pack's grants are combined."""
     if paths:
-        metadata = _load(paths)
+        metadata = load_packs(paths)
     else:
         with make_engine(db_url).connect() as conn:
             _installed_roles(conn)
@@ -588,15 +498,10 @@ def _installed_roles(conn) -> list[str]:
     return list(resolve_sources(packstore.installed_sources(conn)).roles)
 
 
-def _load(paths):
-    sources, problems = read_pack_folders(list(paths))
-    if problems:
-        raise PackError(problems)
-    return resolve_sources(sources)
+from packwork.cli_pack import pack  # noqa: E402 - modules of their own; registered here, after `main`
+from packwork.cli_settings import setting  # noqa: E402
 
-
-from packwork.cli_settings import setting  # noqa: E402 - its own module; registered here, after `main`
-
+main.add_command(pack)
 main.add_command(setting)
 
 

@@ -1,24 +1,16 @@
-"""`packwork setting`: the values of pack settings (a module of its own: cli.py is long)."""
+"""`packwork setting`: the values of pack settings."""
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
 from decimal import Decimal
 
 import click
 
+from packwork.cli_options import db_option
 from packwork.runtime.catalog import load_catalog
 from packwork.runtime.db import make_engine
 from packwork.runtime.settings import list_settings, set_setting, unset_setting
-
-DEFAULT_DB = "sqlite:///packwork.db"  # as cli.DEFAULT_DB; not imported, since cli imports this module
-
-
-def _db_option(function):
-    return click.option("--db", "db_url", default=lambda: os.environ.get("PACKWORK_DATABASE_URL", DEFAULT_DB),
-                        show_default="$PACKWORK_DATABASE_URL or " + DEFAULT_DB, help="Database URL.")(function)
-
 
 def _shown(value: object) -> str:
     if isinstance(value, bool):
@@ -32,7 +24,7 @@ def setting() -> None:
 
 
 @setting.command("list")
-@_db_option
+@db_option
 def setting_list(db_url: str) -> None:
     """Every setting the installed packs declare, with its value now."""
     with make_engine(db_url).connect() as conn:
@@ -48,7 +40,7 @@ def setting_list(db_url: str) -> None:
 @setting.command("set")
 @click.argument("name")
 @click.argument("value")
-@_db_option
+@db_option
 def setting_set(name: str, value: str, db_url: str) -> None:
     """Give setting NAME the value VALUE (checked against its type)."""
     with make_engine(db_url).begin() as conn:
@@ -58,7 +50,7 @@ def setting_set(name: str, value: str, db_url: str) -> None:
 
 @setting.command("unset")
 @click.argument("name")
-@_db_option
+@db_option
 def setting_unset(name: str, db_url: str) -> None:
     """Forget NAME's value: its pack default holds again."""
     with make_engine(db_url).begin() as conn:

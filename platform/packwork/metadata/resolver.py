@@ -11,6 +11,7 @@ from types import MappingProxyType
 from packwork.errors import PackError
 from packwork.metadata.build import Extension, PackContent, build_pack
 from packwork.metadata.checks import check_metadata
+from packwork.metadata.conflicts import ExtensionLedger
 from packwork.metadata.report_checks import check_reports
 from packwork.metadata.fieldtypes import FieldTypes, builtin_field_types
 from packwork.metadata.loader import MANIFEST, PackSource, parse_document
@@ -130,6 +131,7 @@ class _Merge:
         self.problems: list[Problem] = []
         self.packs = packs
         self.closure = dependency_closure(packs)
+        self.ledger = ExtensionLedger(self.closure, self.problems)
         self.entities: dict[str, Entity] = {}
         self.named: dict[str, dict] = {k: {} for k in ("dictionaries", "relations", "roles", "groups", "settings",
                                                        "reports", "dashboards")}
@@ -148,6 +150,8 @@ class _Merge:
     def _add_pack(self, pack: PackContent) -> None:
         for entity in pack.entities:
             self._add_unique(self.entities, "entity", entity)
+            for field in entity.fields:
+                self.ledger.own_field(entity.name, field.name, pack.info.name, field.origin)
         for kind, noun, items in (("dictionaries", "dictionary", pack.dictionaries),
                                   ("relations", "relation", pack.relations),
                                   ("roles", "role", pack.roles), ("groups", "group", pack.groups),
@@ -170,30 +174,59 @@ class _Merge:
         fields = {f.name: f for f in entity.fields}
         for new in ext.add_fields:
             if new.name in fields:
-                self.problems.append(_problem(
-                    "PACK-E025", new.origin,
-                    f"field {new.name!r} already exists in {ext.entity!r} (declared at "
-                    f"{_where(fields[new.name].origin)}); use change_fields to change it"))
+                self.problems.append(self._field_exists(ext, new, fields[new.name]))
+            self.ledger.own_field(ext.entity, new.name, ext.pack, new.origin)
             fields[new.name] = new
         for name, (change, origin) in ext.change_fields.items():
             if name not in fields:
                 self.problems.append(_problem("PACK-E026", origin,
                                               f"{ext.entity!r} has no field {name!r} to change"))
                 continue
+            if self.ledger.sees_field(ext.entity, name, ext.pack, origin, "change"):
+                for key, value in change.items():
+                    self.ledger.claim(("field", ext.entity, name, key), f"{key!r} of field {ext.entity}.{name}",
+                                      ext.pack, origin.at(key), value)
             fields[name] = _changed_field(fields[name], change)
         for name, origin in ext.hide_fields:
             if name not in fields:
                 self.problems.append(_problem("PACK-E026", origin, f"{ext.entity!r} has no field {name!r} to hide"))
                 continue
+            if self.ledger.sees_field(ext.entity, name, ext.pack, origin, "hide"):
+                self.ledger.claim(("field", ext.entity, name, "hidden"), f"'hidden' of field {ext.entity}.{name}",
+                                  ext.pack, origin, True)
             fields[name] = dataclasses.replace(fields[name], hidden=True)
+        self._claim_entity_changes(ext)
         self.entities[ext.entity] = self._extended_entity(entity, ext, tuple(fields.values()))
+
+    def _field_exists(self, ext: Extension, new: Field, existing: Field) -> Problem:
+        name = new.name
+        owner = self.ledger.field_owner(ext.entity, name)
+        if owner is not None and owner[0] not in self.closure[ext.pack]:
+            return _problem("PACK-E025", new.origin,
+                            f"field {name!r} is also added to {ext.entity!r} by pack {owner[0]!r} (at "
+                            f"{_where(existing.origin)}), which {ext.pack!r} does not depend on; "
+                            "two packs may not add the same field: rename one")
+        return _problem("PACK-E025", new.origin,
+                        f"field {name!r} already exists in {ext.entity!r} (declared at "
+                        f"{_where(existing.origin)}); use change_fields to change it")
+
+    def _claim_entity_changes(self, ext: Extension) -> None:
+        """What this extension sets on the entity itself and its views, for the ledger."""
+        for key in ("label", "plural", "icon", "group", "title_field", "search_fields", "hidden"):
+            if getattr(ext, key) is not None:
+                self.ledger.claim(("entity", ext.entity, key), f"{key!r} of entity {ext.entity!r}", ext.pack,
+                                  ext.origin.at(key), getattr(ext, key))
+        for key in ("layouts", "list_views", "kanbans"):
+            for item in getattr(ext, key):
+                self.ledger.claim(("view", ext.entity, key, item.name), f"{key[:-1]} {item.name!r} of "
+                                  f"{ext.entity!r}", ext.pack, item.origin, item, show_values=False)
 
     def _extended_entity(self, entity: Entity, ext: Extension, fields: tuple[Field, ...]) -> Entity:
         changes: dict = {"fields": fields}
         for key in ("label", "plural", "icon", "group", "title_field", "search_fields", "hidden"):
             if getattr(ext, key) is not None:
                 changes[key] = getattr(ext, key)
-        changes["record_types"] = entity.record_types + ext.add_record_types
+        changes["record_types"] = self._add_record_types(entity, ext)
         for key in ("layouts", "list_views", "kanbans"):
             replaced = {item.name: item for item in getattr(entity, key)}
             replaced.update({item.name: item for item in getattr(ext, key)})
@@ -201,6 +234,16 @@ class _Merge:
         if ext.add_stages:
             changes["pipeline"] = self._add_stages(entity, ext)
         return dataclasses.replace(entity, **changes)
+
+    def _add_record_types(self, entity: Entity, ext: Extension) -> tuple:
+        types = {r.name: r for r in entity.record_types}
+        for new in ext.add_record_types:
+            if new.name in types:
+                self.problems.append(_problem("PACK-E025", new.origin, f"record type {new.name!r} already exists "
+                                              f"in {entity.name!r} (declared at {_where(types[new.name].origin)})"))
+                continue
+            types[new.name] = new
+        return tuple(types.values())
 
     def _add_stages(self, entity: Entity, ext: Extension):
         if entity.pipeline is None:
@@ -211,7 +254,9 @@ class _Merge:
         for stage, after in ext.add_stages:
             names = [s.name for s in stages]
             if stage.name in names:
-                self.problems.append(_problem("PACK-E025", stage.origin, f"stage {stage.name!r} already exists"))
+                first = _where(stages[names.index(stage.name)].origin)
+                self.problems.append(_problem("PACK-E025", stage.origin,
+                                              f"stage {stage.name!r} already exists (declared at {first})"))
                 continue
             if after is not None and after not in names:
                 self.problems.append(_problem("PACK-E026", stage.origin.at("after"),

@@ -60,6 +60,7 @@ class Plan:
     def render(self) -> str:
         lines = [f"  * create system table {name} (a newer Packwork needs it)" for name in self.missing_system_tables
                  if self.previous is not None]
+        lines += [f"  - uninstall pack {name}: remove its metadata" for name in self.removed_packs]
         for index, change in enumerate(self.changes):
             lines.append(f"  {'*' if change.ddl else '-'} {change.describe()}")
             lines += [f"      {s}" for s in self.statements.get(index, [])]
@@ -70,8 +71,11 @@ class Plan:
 
 
 def make_plan(engine: sa.Engine, metadata: Metadata | None, packs: list[PackSource],
-              removed_packs: list[str] = (), *, force: bool = False, purge: bool = False) -> Plan:
-    """Compare `metadata` with what the database holds. With `purge`, also drop orphans."""
+              removed_packs: list[str] = (), *, force: bool = False, purge: bool = False,
+              drop_orphaned: bool = False) -> Plan:
+    """Compare `metadata` with what the database holds. With `purge`, also drop orphans; with
+    `drop_orphaned`, drop the tables and columns this change orphans (and only those) instead
+    of keeping them."""
     with engine.connect() as conn:
         current = packstore.current_version(conn)
         existing = set(sa.inspect(conn).get_table_names())
@@ -84,6 +88,8 @@ def make_plan(engine: sa.Engine, metadata: Metadata | None, packs: list[PackSour
         document = canonical(metadata)
     changes = diff_schema(old_schema, new_schema)
     recorded = with_orphans(old_schema, new_schema)
+    if drop_orphaned:
+        changes, recorded = _drop_new_orphans(changes, recorded)
     if purge:
         changes += _purges(recorded)
         recorded = _without_orphans(recorded)
@@ -121,7 +127,38 @@ def _purges(schema: Schema) -> list[d.Change]:
             changes.append(d.DropTable(name))
         else:
             changes += [d.DropColumn(name, c) for c in table.orphans]
-    return changes
+    return _in_drop_order(changes, schema)
+
+
+def _drop_new_orphans(changes: list[d.Change], recorded: Schema) -> tuple[list[d.Change], Schema]:
+    """Turn "keep it orphaned" into "drop it" for what these changes orphan; orphans from
+    earlier versions stay as they are."""
+    tables = {c.table for c in changes if isinstance(c, d.OrphanTable)}
+    columns = {(c.table, c.column.name) for c in changes if isinstance(c, d.OrphanColumn)}
+    drops = [d.DropTable(c.table) if isinstance(c, d.OrphanTable) else d.DropColumn(c.table, c.column)
+             for c in changes if isinstance(c, (d.OrphanTable, d.OrphanColumn))]
+    kept = [c for c in changes if not isinstance(c, (d.OrphanTable, d.OrphanColumn))]
+    remaining = {name: replace(t, orphans=tuple(c for c in t.orphans if (name, c.name) not in columns))
+                 for name, t in recorded.tables.items() if name not in tables}
+    return kept + _in_drop_order(drops, recorded), Schema(MappingProxyType(remaining))
+
+
+def _in_drop_order(drops: list[d.Change], schema: Schema) -> list[d.Change]:
+    """Columns first, then tables, each table before the tables it references: PostgreSQL
+    refuses to drop a table another table's foreign key still points at."""
+    columns = [c for c in drops if isinstance(c, d.DropColumn)]
+    pending = {c.table: c for c in drops if isinstance(c, d.DropTable)}
+    ordered: list[d.Change] = []
+    while pending:
+        referenced = {col.references for name in pending for col in _all_columns(schema.tables[name])
+                      if col.references != name}
+        ready = [name for name in pending if name not in referenced] or list(pending)[:1]  # a cycle: any
+        ordered += [pending.pop(name) for name in ready]
+    return columns + ordered
+
+
+def _all_columns(table) -> tuple[ColumnSpec, ...]:
+    return table.columns + table.orphans
 
 
 def _without_orphans(schema: Schema | None) -> Schema:
@@ -142,6 +179,7 @@ class _Emitter:
         # Each table as it stands between changes: SQLite's batch mode rebuilds a table from
         # this, so it must include what earlier changes of the same plan did to it.
         self.current = dict(plan.old_schema.tables) if plan.old_schema else {}
+        self.deferred: list[tuple[str, ColumnSpec]] = []  # foreign keys to tables not made yet
 
     def emit(self, change: d.Change) -> None:
         getattr(self, "_" + type(change).__name__)(change)
@@ -149,16 +187,19 @@ class _Emitter:
 
     def _track(self, change: d.Change) -> None:
         spec = self.current.get(change.table)
-        if isinstance(change, d.CreateTable):
+        if isinstance(change, d.DropTable):
+            self.current.pop(change.table, None)
+        elif isinstance(change, d.CreateTable):
             self.current[change.table] = change.spec
         elif isinstance(change, d.AddColumn):
             self.current[change.table] = replace(spec, columns=spec.columns + (change.column,))
         elif isinstance(change, d.AlterColumnType):
             columns = tuple(change.new if c.name == change.new.name else c for c in spec.columns + spec.orphans)
             self.current[change.table] = replace(spec, columns=columns, orphans=())
-        elif isinstance(change, d.DropColumn):
+        elif isinstance(change, d.DropColumn):  # an orphan, or a column this plan orphans and drops
             self.current[change.table] = replace(
-                spec, orphans=tuple(c for c in spec.orphans if c.name != change.column.name))
+                spec, columns=tuple(c for c in spec.columns if c.name != change.column.name),
+                orphans=tuple(c for c in spec.orphans if c.name != change.column.name))
         elif isinstance(change, d.CreateIndex):
             self.current[change.table] = replace(spec, indexes=spec.indexes + (change.index,))
         elif isinstance(change, d.DropIndex):
@@ -182,7 +223,10 @@ class _Emitter:
         column = make_column(change.table, change.column, with_foreign_key=False)
         self.op.add_column(change.table, column)
         if change.column.references and not self.sqlite:
-            self._foreign_key(change.table, change.column)
+            if change.column.references in self.current:
+                self._foreign_key(change.table, change.column)
+            else:  # e.g. to a table this plan creates later: PostgreSQL checks it exists
+                self.deferred.append((change.table, change.column))
 
     def _AlterColumnType(self, change: d.AlterColumnType) -> None:
         new_type, old_type = column_type(change.new.storage), column_type(change.old.storage)
@@ -217,6 +261,12 @@ class _Emitter:
             self.op.drop_column(change.table, change.column.name)
 
     def _DropTable(self, change: d.DropTable) -> None:
+        if not self.sqlite:  # tables dropped together may reference each other (a cycle)
+            for other, spec in self.current.items():
+                for column in spec.columns + spec.orphans:
+                    if column.references == change.table and other != change.table:
+                        self.op.drop_constraint(constraint_name("fk", other, column.name), other,
+                                                type_="foreignkey")
         self.op.drop_table(change.table)
 
     def _foreign_key(self, table: str, column: ColumnSpec) -> None:
@@ -231,6 +281,8 @@ class _Emitter:
                 for column in change.spec.columns:
                     if column.references:
                         self._foreign_key(change.table, column)
+        for table, column in self.deferred:
+            self._foreign_key(table, column)
 
     def _metadata_only(self, change: d.Change) -> None:
         """Orphaning or adopting keeps the data where it is: only the record changes."""
