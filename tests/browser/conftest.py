@@ -10,6 +10,8 @@ A request to any host but 127.0.0.1 or localhost counts as an error too: no CDN,
 
 from __future__ import annotations
 
+import contextlib
+
 import importlib.util
 import os
 import subprocess
@@ -131,17 +133,17 @@ def pytest_runtest_call(item):
     return result
 
 
-@pytest.fixture
-def live_server(tmp_path) -> Iterator[Callable[..., str]]:
-    """`live_server(pack, …, prepare=None)`: install the packs into a fresh SQLite database, call
-    `prepare(engine)` (to add users or records), serve it with `packwork serve` on a free port of
-    127.0.0.1 and return the base URL (`http://127.0.0.1:PORT`). Stopped when the test ends; a
-    traceback in the server's log fails the test."""
+@contextlib.contextmanager
+def serving(folder: Path) -> Iterator[Callable[..., str]]:
+    """`start(pack, …, prepare=None)`: install the packs into a fresh SQLite database in
+    `folder`, call `prepare(engine)` (to add users or records), serve it with `packwork serve` on
+    a free port of 127.0.0.1 and return the base URL (`http://127.0.0.1:PORT`). Stopped on exit;
+    a traceback in the server's log fails the test."""
     servers: list[tuple[subprocess.Popen, Path]] = []
 
     def start(*packs: Path, prepare: Callable[[sa.Engine], None] | None = None) -> str:
         n = len(servers)
-        db = f"sqlite:///{tmp_path / f'live{n}.db'}"
+        db = f"sqlite:///{folder / f'live{n}.db'}"
         engine = make_engine(db)
         try:
             apply(engine, plan_packs(engine, list(packs), "install"))
@@ -149,7 +151,7 @@ def live_server(tmp_path) -> Iterator[Callable[..., str]]:
                 prepare(engine)
         finally:
             engine.dispose()
-        port, log = _free_port(), tmp_path / f"live{n}.log"
+        port, log = _free_port(), folder / f"live{n}.log"
         with log.open("w") as out:
             server = subprocess.Popen([sys.executable, "-m", "packwork", "serve", "--db", db, "--port", str(port),
                                        "--workers", "1", "--threads", "4"], stdout=out, stderr=subprocess.STDOUT)
@@ -171,6 +173,13 @@ def live_server(tmp_path) -> Iterator[Callable[..., str]]:
     for _, log in servers:
         text = log.read_text()
         assert "Traceback" not in text, f"the server logged a traceback:\n{text}"
+
+
+@pytest.fixture
+def live_server(tmp_path) -> Iterator[Callable[..., str]]:
+    """A `serving(tmp_path)` for one test."""
+    with serving(tmp_path) as start:
+        yield start
 
 
 def _answers(url: str) -> bool:

@@ -15,10 +15,18 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def test_swagger_ui_lists_the_pack_operations(live_server, page, tmp_path):
     base = live_server(PACKS / "standard_crm")
     with urllib.request.urlopen(base + "/api/v1/openapi.json", timeout=10) as response:
-        spec_paths = set(json.load(response)["paths"])
+        spec = json.load(response)
+    spec_paths = set(spec["paths"])
+    spec_paths_ops = [op.get("tags", []) for item in spec["paths"].values() for op in item.values()
+                      if isinstance(op, dict) and "operationId" in op]
 
     page.goto(base + "/api/docs")
-    page.locator(".opblock").first.wait_for(state="visible", timeout=15_000)
+    tags = page.locator(".opblock-tag")
+    tags.first.wait_for(state="visible", timeout=15_000)
+    spec_tags = {t for p in spec_paths_ops for t in p}
+    assert set(tags.evaluate_all("els => els.map(e => e.dataset.tag)")) == spec_tags
+    page.locator('.opblock-tag[data-tag="account"]').click()  # tags start closed: a pack has hundreds of operations
+    page.locator('.opblock-summary-path[data-path="/api/v1/account"]').first.wait_for(timeout=15_000)
 
     shown = set(page.locator(".opblock-summary-path").evaluate_all(
         "els => els.map(e => e.dataset.path || e.textContent.replace(/\\u200b/g, '').trim())"))

@@ -46,6 +46,9 @@ def test_every_chart_of_a_dashboard_is_drawn_without_errors(live_server, page):
         return [chart.config.type, chart.data.labels.length, c.width > 0 && c.height > 0];
     })""")
     assert drawn[0] == ["bar", 4, True]  # the funnel: prospect, offer, dropped (it holds one), signed
+    axes = page.evaluate("""() => Object.keys(Chart.getChart(
+        document.querySelector('[data-report="funnel"] canvas')).scales).sort()""")
+    assert axes == ["count", "x", "y"]  # the deals' count on an axis of its own beside the amounts
     assert all(size and count > 0 for _, count, size in drawn)
     funnel = page.locator('[data-report="funnel"]')
     funnel.get_by_text("Figures").click()

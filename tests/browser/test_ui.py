@@ -58,14 +58,16 @@ def create(ctx: Context, entity: str, owner: int, **values) -> dict:
     return records.create_record(ctx, entity, values | {"owner_id": owner})
 
 
-def sign_in(page, base: str, username: str = "sara") -> None:
+def sign_in(page, base: str, username: str = "sara", shown: str | None = None) -> None:
+    """Sign in as `username`, whose name the top bar then shows (`shown`, by default the user
+    name in title case, as `add_user` names them)."""
     page.set_default_timeout(10_000)
     page.set_viewport_size(VIEWPORT)
     page.goto(base + "/login")
     page.get_by_label("User name").fill(username)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.locator(".topbar .me a")).to_have_text(username.title())
+    expect(page.locator(".topbar .me a")).to_have_text(shown or username.title())
 
 
 def screenshot(page, name: str) -> None:

@@ -53,7 +53,7 @@ def _timeline(html: str) -> list[str]:
 def test_open_activities_come_first_soonest_first_then_the_past_newest_first(site):
     html = site["kim"].client.get("/r/widget/1?tab=timeline").text
     assert _timeline(html) == ["Count it", "Oil it", "Max&#39;s own", "Someday", "Polished", "Painted"]
-    assert 'aria-controls="panel-timeline" aria-selected="true">Activity (4)' in html
+    assert 'aria-controls="panel-timeline" aria-selected="true">Activity (6)' in html  # all six, open and past
     assert 'href="/r/chore/new?widget=1"' in html
     assert 'data-related="chore"' not in html  # activities are on the timeline, not in a related list
 

@@ -94,7 +94,12 @@ def check_spec(spec: Mapping, metadata: Metadata) -> list[str]:
             continue
         problems += _check_values(f"entities.{name}.fields", entity, entity_spec.get("fields", {}))
         for index, step in enumerate(entity_spec.get("then", ())):
-            problems += _check_values(f"entities.{name}.then.{index}.values", entity, step.get("values", {}))
+            where = f"entities.{name}.then.{index}"
+            action = step.get("action")
+            if action is None:
+                problems += _check_values(f"{where}.values", entity, step.get("values", {}))
+            elif not any(r.entity == name and r.kind == "action" and r.name == action for r in metadata.rules):
+                problems.append(f"{where}.action: {name} has no action {action!r}")
     for name, link_spec in spec.get("links", {}).items():
         relation = metadata.relations.get(name)
         if relation is None:
@@ -281,15 +286,22 @@ class _Run:
             actor = self.pick_user(rng, step["as"]) if "as" in step else record.get("owner_id")
             try:
                 with self.conn.begin_nested():
-                    result = records.update_record(self.context(actor), entity.name, record["id"], values,
-                                                   record["version"])
+                    result = self.move(self.context(actor), entity, record, step.get("action"), values)
             except RequestError as exc:
-                self.refuse(entity.name, {"id": record["id"], **values}, exc)
+                self.refuse(entity.name, {"id": record["id"], "action": step.get("action"), **values}, exc)
                 continue
             record.update(result)
             record[f"_step{index}"] = True
             done += 1
         self.report.updated[entity.name] = self.report.updated.get(entity.name, 0) + done
+
+    @staticmethod
+    def move(ctx: records.Context, entity: Entity, record: Mapping, action: str | None, values: dict) -> dict:
+        """An update with `values`, or a run of the entity's `action` with them as its inputs."""
+        if action is None:
+            return records.update_record(ctx, entity.name, record["id"], values, record["version"])
+        body = {"version": record["version"], "inputs": values}
+        return records.run_action(ctx, entity.name, record["id"], action, body)["record"]
 
     def links(self, name: str, link_spec: Mapping) -> None:
         relation = self.metadata.relations[name]

@@ -87,7 +87,7 @@ def join_team(conn: sa.Connection, user_id: int, team: str | None) -> None:
 
 def display_names(conn: sa.Connection, user_ids: Iterable[int]) -> dict[int, str]:
     """{id: display name} of the given users (for showing owners next to records)."""
-    ids = {i for i in user_ids if isinstance(i, int)}
+    ids = {i for i in user_ids if type(i) is int}  # not True or False, which isinstance counts
     if not ids:
         return {}
     rows = conn.execute(sa.select(pw_user.c.id, pw_user.c.display_name, pw_user.c.username)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import date, datetime, timezone
 from decimal import ROUND_DOWN, Decimal
 
@@ -152,6 +153,36 @@ class EntityValues:
         self.computed_on_read = frozenset(c.key for c in self.output if not c.stored)
         self._convert = {c.key: c.convert for c in self.output}
         self.to_json = {c.key: c.convert for c in self.output if c.convert is not _same}  # the others are JSON
+
+    def load_set_by_rules(self, set_by_rules: Mapping) -> dict[str, object]:
+        """Values rule code set, checked and coerced like input. A rule may also set fields no
+        user may write (`read_only: true`, `hidden: true`): a pack declares them so that only
+        its rules do. Python values go through their JSON form, as a client's would."""
+        schema, direct, convert = self._rule_input
+        data = {k: convert.get(k, _same)(v) for k, v in set_by_rules.items()}
+        try:  # as in `load`: the direct loaders when they take every value, else the schema
+            values = {key: load(data[key]) for key, load in direct if key in data} if direct else None
+        except Exception:  # noqa: BLE001 - any doubt: the schema decides, and names the problem
+            values = None
+        if values is None or len(values) != len(data):
+            try:
+                values = schema.load(data, partial=True)
+            except SchemaError as exc:
+                raise ValidationError("some values are not valid", _flatten(exc.messages)) from None
+        return {k: v.astimezone(timezone.utc) if isinstance(v, datetime) else v for k, v in values.items()}
+
+    @cached_property
+    def _rule_input(self) -> tuple[Schema, tuple | None, dict[str, Callable]]:
+        stored = {f.name: f for f in self.entity.fields if f.has_column and f.type != "computed"}
+        declared = {"owner_id": _reference()}
+        for field in stored.values():
+            declared |= input_fields(field)
+        if self.entity.record_types:
+            declared["record_type"] = fields.String(
+                allow_none=True, validate=_choice([r.name for r in self.entity.record_types]))
+        schema = Schema.from_dict(declared, name=f"{self.entity.name}_rule_values")(unknown=RAISE)
+        return (schema, direct_loaders(schema, {_storable_text: _storable}),
+                {c.key: c.convert for c in _output_columns(self.entity, stored)})
 
     def refuse_unwritable(self, data: Mapping) -> None:
         """Read-only, computed, system and unknown keys are named in a 400, never ignored."""

@@ -53,8 +53,19 @@ def chart_data(report: dict) -> dict:
         labels = [_group_label(g) for g in report["groups"]]
         datasets = [{"label": m["label"], "data": [g["figures"][m["name"]] for g in report["groups"]]}
                     for m in measures]
+    if chart != "pie" and len(report["keys"]) == 1:
+        _second_axis_for_counts(measures, datasets)
     return {"type": CHART_TYPES.get(chart, "bar"), "horizontal": chart == "funnel", "labels": labels,
             "datasets": datasets}
+
+
+def _second_axis_for_counts(measures: list[dict], datasets: list[dict]) -> None:
+    """Counts drawn beside sums get an axis of their own: on the sums' axis, 120 records next to
+    a 100,000,000 amount would be an invisible bar."""
+    counts = {m["name"] for m in measures if m["function"] == "count"}
+    if counts and len(counts) < len(measures):
+        for measure, dataset in zip(measures, datasets):
+            dataset["axis"] = "count" if measure["name"] in counts else "amount"
 
 
 def _two_keys(report: dict, measures: list[dict]) -> tuple[list[str], list[dict]]:

@@ -165,7 +165,8 @@ def _filter_problem(text: str) -> str | None:
 
 
 def user_ids(rows: list[dict], columns) -> set:
-    return {row.get(c) for row in rows for c in (*columns, "owner_id") if isinstance(row.get(c), int)}
+    # type(...) is int: a boolean field is an int to isinstance, and no user id
+    return {row.get(c) for row in rows for c in (*columns, "owner_id") if type(row.get(c)) is int}
 
 
 def _may(page: Page, entity: Entity) -> dict[str, bool]:

@@ -89,7 +89,7 @@ def _triggered(ctx: Context, target: Target, rules: engine.EntityRules, triggers
         set_by_rules = engine.run_triggers(rules, triggers, record, old, env)
         if not set_by_rules:
             return {}
-        values = _loaded(target, set_by_rules)
+        values = target.values.load_set_by_rules(set_by_rules)
         affected = engine.depending_on(rules, values.keys())
         if not affected:
             return values
@@ -134,13 +134,6 @@ def run_action(ctx: Context, target: Target, compiled: engine.Compiled, row: Map
         changed = engine.run_action(rules_of(ctx, target), compiled, _record(ctx, target, {}, row), inputs,
                                     _env(ctx, created))
     return {k: target.values.json_value(k, v) for k, v in changed.items()}
-
-
-def _loaded(target: Target, set_by_rules: Mapping) -> dict:
-    """Values a rule set, checked and coerced like any input (a rule writes Python values:
-    they go through their JSON form, as a client's would)."""
-    return target.values.load({k: target.values.json_value(k, v) for k, v in set_by_rules.items()},
-                              creating=False)
 
 
 def _record(ctx: Context, target: Target, values: Mapping, old: Mapping | None) -> dict:

@@ -7,5 +7,8 @@ window.addEventListener("DOMContentLoaded", function () {
     dom_id: "#swagger-ui",
     deepLinking: true,
     persistAuthorization: false,
+    // One tag per entity: a pack's hundreds of operations, all expanded, are too many to
+    // render or read at once. Tags open on a click (or a deep link).
+    docExpansion: "none",
   });
 });

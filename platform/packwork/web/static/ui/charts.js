@@ -4,6 +4,21 @@
 (function () {
   "use strict";
 
+  function scales(spec) {
+    if (spec.type === "pie") return {};
+    var value = spec.horizontal ? "x" : "y";
+    var found = { x: { beginAtZero: true }, y: { beginAtZero: true } };
+    var twoAxes = spec.datasets.some(function (d) { return d.axis === "count"; });
+    if (!twoAxes) return found;
+    // Counts beside sums: the sums on the main value axis, the counts on a second one opposite.
+    found.count = { axis: value, position: spec.horizontal ? "top" : "right", beginAtZero: true,
+                    grid: { drawOnChartArea: false }, ticks: { precision: 0 } };
+    spec.datasets.forEach(function (d) {
+      d[value + "AxisID"] = d.axis === "count" ? "count" : value;
+    });
+    return found;
+  }
+
   function options(spec) {
     var round = spec.type === "pie";
     return {
@@ -11,7 +26,7 @@
       responsive: true,
       maintainAspectRatio: false,
       plugins: { legend: { display: round || spec.datasets.length > 1 } },
-      scales: round ? {} : { x: { beginAtZero: true }, y: { beginAtZero: true } }
+      scales: scales(spec)
     };
   }
 
