@@ -377,7 +377,8 @@ def _queue_round(queue, engine, db_url: str) -> bool:
     from packwork.runtime import jobqueue
     try:
         jobqueue.enqueue_due(queue, engine, db_url)
-        jobqueue.work(queue, echo_report)
+        if not jobqueue.work(queue, echo_report):
+            sys.exit(0)  # stopped as asked, between two jobs
     except redis.RedisError as exc:
         click.echo(f"Redis failed: {exc}", err=True)
         return False

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from packwork.cli_options import db_option, load_packs
-from packwork.errors import PackworkError
+from packwork.errors import PackError, PackworkError
 from packwork.runtime.db import make_engine
 from packwork.runtime.installer import describe_sources, plan_packs, plan_purge, plan_uninstall
 from packwork.runtime.migrate import apply
@@ -27,7 +27,10 @@ def pack() -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 def pack_validate(paths: tuple[str, ...]) -> None:
     """Check packs (and the packs they depend on) and report every problem."""
+    from packwork.runtime.data_migrations import code_problems
     metadata = load_packs(paths)
+    if problems := code_problems(metadata.migrations):  # what the sandbox's compiler refuses
+        raise PackError(problems)
     click.echo(f"OK: {', '.join(p.name + ' ' + p.version for p in metadata.packs)} "
                f"({len(metadata.entities)} entities, metadata version {metadata.version})")
 

@@ -14,7 +14,6 @@ SQLite and PostgreSQL (issue 8's first Done-when line):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
@@ -22,6 +21,7 @@ import sqlalchemy as sa
 
 from api.conftest import install
 from conftest import PACKS, fresh_database
+from journeys import Person, refused
 from packwork.runtime import jobs
 from packwork.runtime.catalog import load_catalog
 from packwork.runtime.settings import set_setting
@@ -38,36 +38,6 @@ PEOPLE = {  # username: (role, team)
     "sam": ("service_agent", None),
     "fay": ("finance", None),
 }
-
-
-@dataclass
-class Person:
-    client: object
-    headers: dict
-    id: int
-
-    def call(self, method: str, path: str, body: dict | None = None, version: int | None = None,
-             query: dict | None = None):
-        headers = self.headers | ({"If-Match": f'"{version}"'} if version is not None else {})
-        return self.client.open(f"/api/v1/{path}", method=method, json=body, headers=headers, query_string=query)
-
-    def make(self, entity: str, **values) -> dict:
-        made = self.call("POST", entity, values)
-        assert made.status_code == 201, made.json
-        return made.json
-
-    def read(self, entity: str, record_id: int) -> dict:
-        got = self.call("GET", f"{entity}/{record_id}")
-        assert got.status_code == 200, got.json
-        return got.json
-
-    def change(self, entity: str, record: dict, **values):
-        """PATCH with the version last read; the response (refused or not)."""
-        return self.call("PATCH", f"{entity}/{record['id']}", values, version=record["version"])
-
-    def act(self, entity: str, record: dict, action: str, inputs: dict | None = None):
-        body = {"version": record["version"]} | ({"inputs": inputs} if inputs is not None else {})
-        return self.call("POST", f"{entity}/{record['id']}/actions/{action}", body)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -91,12 +61,6 @@ def crm(request, tmp_path_factory):
 def rows(engine: sa.Engine, table: str) -> int:
     with engine.connect() as conn:
         return conn.execute(sa.text(f"SELECT count(*) FROM {table} WHERE deleted_at IS NULL")).scalar()
-
-
-def refused(response, status: int, field: str) -> None:
-    assert response.status_code == status, (response.status_code, response.json)
-    assert response.mimetype == "application/problem+json"
-    assert field in response.json.get("errors", {}), response.json
 
 
 def test_a_lead_is_converted_into_an_account_a_contact_and_an_opportunity(crm):

@@ -1,6 +1,6 @@
 """Fields a pack keeps for its rules: a trigger sets `read_only: true` and `hidden: true` fields
-(the pack format says rules may), while a client writing them is refused, on SQLite and
-PostgreSQL."""
+(the pack format says rules may), while a client writing them is refused; and stored datetimes
+reach rule code with their UTC offset; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -47,3 +47,15 @@ def test_a_client_may_not_write_them(api, field, value):
     refused = client.post("/api/v1/parcel", json={"name": "forged", field: value}, headers=headers)
     assert refused.status_code == 400, refused.json
     assert field in refused.json["errors"]
+
+
+def test_a_stored_datetime_compares_with_now_in_rule_code(api):
+    """SQLite stores datetimes without their offset: rule code still gets them in UTC, so an
+    update that leaves the stored one alone can compare it with now()."""
+    client, headers, _ = api
+    made = client.post("/api/v1/parcel", json={"name": "late", "due_at": "2020-01-01T09:00:00Z"}, headers=headers)
+    assert made.status_code == 201, made.json
+    changed = client.patch(f"/api/v1/parcel/{made.json['id']}", json={"weight": "1"},
+                           headers=headers | {"If-Match": '"1"'})
+    assert changed.status_code == 200, changed.json
+    assert changed.json["overdue"] is True

@@ -185,3 +185,18 @@ def test_jobs_run_once_without_redis_runs_in_process(mini):
     assert counts(engine)["idle"] == 0
     plain = packwork("jobs", "run", "--once", "--db", db_url)  # no Redis named: the embedded scheduler
     assert plain.returncode == 0 and plain.stdout == "" and plain.stderr == ""
+
+
+def test_a_stop_asked_for_between_jobs_ends_the_burst_quietly(queue, monkeypatch):
+    """SIGTERM reaching an idle RQ worker makes RQ raise StopRequested (`jobs run --redis`
+    printed its traceback when stopped): `work` says it was stopped, and puts back the signal
+    handlers it found."""
+    import signal
+
+    def stopped_while_idle(self, **kwargs):
+        self.request_stop(signal.SIGTERM, None)  # RQ's own handler, as the signal would call it
+
+    monkeypatch.setattr(jobqueue.RuleWorker, "work", stopped_while_idle)
+    before = signal.getsignal(signal.SIGTERM)
+    assert jobqueue.work(queue, lambda report: None) is False
+    assert signal.getsignal(signal.SIGTERM) is before

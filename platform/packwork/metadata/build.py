@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from packwork.metadata.fieldtypes import FieldTypes
 from packwork.metadata.loader import MANIFEST, Document
 from packwork.metadata.model import (
-    Action, Choice, Dictionary, Entity, Field, Grant, Group, Kanban, Label, Layout, ListView, Origin,
+    Action, Choice, Dictionary, Entity, Field, Grant, Group, Kanban, Label, Layout, ListView, Migration, Origin,
     PackInfo, Pipeline, RecordType, Relation, Role, Rule, Section, Setting, SortKey, Stage, Tab, Timeline,
 )
 from packwork.metadata.model import Dashboard, DashboardItem, Measure, Report, ReportKey
@@ -59,6 +59,7 @@ class PackContent:
     reports: list[Report] = field(default_factory=list)
     dashboards: list[Dashboard] = field(default_factory=list)
     settings: list[Setting] = field(default_factory=list)
+    migrations: list[Migration] = field(default_factory=list)
 
 
 def build_pack(documents: list[Document], field_types: FieldTypes
@@ -161,6 +162,8 @@ def _build_document(doc: Document, pack: PackContent) -> None:
             pack.grants.append(_grant(role, entity, spec, at("permissions", role, entity)))
     for name, spec in data.get("rules", {}).items():
         pack.rules.append(_rule(name, spec, at("rules", name)))
+    for name, spec in data.get("migrations", {}).items():
+        pack.migrations.append(_migration(name, spec, pack.info, at("migrations", name)))
     for name, spec in data.get("reports", {}).items():
         pack.reports.append(_report(name, spec, at("reports", name)))
     for name, spec in data.get("dashboards", {}).items():
@@ -283,6 +286,12 @@ def _rule(name: str, spec: dict, origin: Origin) -> Rule:
                 spec.get("stage"), spec.get("every"), spec.get("filter"), spec.get("time_limit_ms"),
                 origin, tuple(json.dumps(case, sort_keys=True, default=str) for case in spec.get("tests", ())),
                 _action(spec, origin) if spec["kind"] == "action" else None)
+
+
+def _migration(name: str, spec: dict, pack: PackInfo, origin: Origin) -> Migration:
+    return Migration(name, pack.name, spec["version"], spec["entity"], spec["code"], spec.get("filter"),
+                     spec.get("on_install", False), spec.get("time_limit_ms"), origin,
+                     tuple(json.dumps(case, sort_keys=True, default=str) for case in spec.get("tests", ())))
 
 
 def _action(spec: dict, origin: Origin) -> Action:

@@ -40,6 +40,8 @@ def check_metadata(metadata: Metadata, field_types: FieldTypes) -> list[Problem]
     problems += _check_rules(metadata)
     from packwork.metadata import checks_actions  # it builds on this module's checks
     problems += checks_actions.check_actions_and_settings(metadata, field_types)
+    from packwork.metadata import checks_migrations  # it builds on this module's checks too
+    problems += checks_migrations.check_migrations(metadata)
     return problems
 
 

@@ -289,7 +289,7 @@ class Setting:
 class Rule:
     name: str
     entity: str
-    kind: str  # validation | trigger | stage_gate | scheduled | action
+    kind: str  # validation | trigger | stage_gate | scheduled | action (| migration: Migration.rule)
     code: str
     events: tuple[str, ...] = ()
     stage: str | None = None
@@ -303,6 +303,32 @@ class Rule:
     def test_cases(self) -> list[dict]:
         """The pack's test cases for this rule: {record, old?, errors?, values?, label?}."""
         return [json.loads(case) for case in self.tests]
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """A data migration a pack ships: rule code run once over the live records of `entity` its
+    `filter` selects, when the pack is upgraded from a version below `version` (and, with
+    `on_install`, when it is installed). It runs as the platform, through the record service,
+    in the transaction of the upgrade; `pw_data_migration` records that it ran."""
+
+    name: str
+    pack: str
+    version: str  # the pack version that brings it
+    entity: str
+    code: str
+    filter: str | None = None
+    on_install: bool = False
+    time_limit_ms: int | None = None
+    origin: Origin = _origin()  # where the migration is declared
+    tests: tuple[str, ...] = field(default=(), compare=False)  # each case as canonical JSON
+
+    @property
+    def rule(self) -> Rule:
+        """The migration as the sandbox runs (and `pack test` tests) it: a rule of kind
+        `migration`, which no write fires."""
+        return Rule(self.name, self.entity, "migration", self.code, filter=self.filter,
+                    time_limit_ms=self.time_limit_ms, origin=self.origin, tests=self.tests)
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,6 +413,8 @@ class Metadata:
     settings: Mapping[str, Setting] = field(default_factory=lambda: MappingProxyType({}))
     reports: Mapping[str, Report] = field(default_factory=lambda: MappingProxyType({}))
     dashboards: Mapping[str, Dashboard] = field(default_factory=lambda: MappingProxyType({}))
+    # one-off actions, not state: left out of the version hash and of the stored document
+    migrations: tuple[Migration, ...] = field(default=(), metadata={"hash": False})
     version: str = field(default="", compare=False, metadata={"hash": False})
 
     def entity(self, name: str) -> Entity | None:

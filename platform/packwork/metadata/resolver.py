@@ -134,7 +134,7 @@ class _Merge:
         self.ledger = ExtensionLedger(self.closure, self.problems)
         self.entities: dict[str, Entity] = {}
         self.named: dict[str, dict] = {k: {} for k in ("dictionaries", "relations", "roles", "groups", "settings",
-                                                       "reports", "dashboards")}
+                                                       "reports", "dashboards", "migrations")}
         self.grants, self.rules = [], []
         for pack in packs:
             self._add_pack(pack)
@@ -156,7 +156,8 @@ class _Merge:
                                   ("relations", "relation", pack.relations),
                                   ("roles", "role", pack.roles), ("groups", "group", pack.groups),
                                   ("settings", "setting", pack.settings),
-                                  ("reports", "report", pack.reports), ("dashboards", "dashboard", pack.dashboards)):
+                                  ("reports", "report", pack.reports), ("dashboards", "dashboard", pack.dashboards),
+                                  ("migrations", "migration", pack.migrations)):
             for item in items:
                 self._add_unique(self.named[kind], noun, item)
         for extension in pack.extensions:
@@ -282,6 +283,7 @@ class _Merge:
             settings=MappingProxyType(dict(self.named["settings"])),
             reports=MappingProxyType(dict(self.named["reports"])),
             dashboards=MappingProxyType(dict(self.named["dashboards"])),
+            migrations=tuple(self.named["migrations"].values()),
         )
 
 

@@ -84,25 +84,27 @@ class Refused(Exception):
         self.errors = errors
 
 
+def compile_one(rule: Rule) -> Compiled:
+    """One rule's code through the sandbox's compiler (RuleError if it refuses it), with its
+    pack-file lines."""
+    code = compile_rule(rule.code, name=rule.name, file=rule.origin.file, first_line=code_line(rule.origin, 1))
+    return Compiled(rule, code, not (code.loaded & CALLBACKS) and _uses_own_fields_only(rule.code))
+
+
 def compile_entity(metadata: Metadata, entity: Entity) -> EntityRules:
     rules = [r for r in metadata.rules if r.entity == entity.name]
-
-    def compiled(rule: Rule) -> Compiled:
-        code = compile_rule(rule.code, name=rule.name, file=rule.origin.file, first_line=code_line(rule.origin, 1))
-        return Compiled(rule, code, not (code.loaded & CALLBACKS) and _uses_own_fields_only(rule.code))
-
     gates: dict[str, list[Compiled]] = {}
     for rule in rules:
         if rule.kind == "stage_gate":
-            gates.setdefault(rule.stage, []).append(compiled(rule))
+            gates.setdefault(rule.stage, []).append(compile_one(rule))
     pipeline = entity.pipeline
     return EntityRules(
         computed=tuple(_formula(entity, f) for f in computed_order(entity)),
-        validations=tuple(compiled(r) for r in rules if r.kind == "validation"),
-        triggers=tuple(compiled(r) for r in rules if r.kind == "trigger"),
-        scheduled=tuple(compiled(r) for r in rules if r.kind == "scheduled"),
+        validations=tuple(compile_one(r) for r in rules if r.kind == "validation"),
+        triggers=tuple(compile_one(r) for r in rules if r.kind == "trigger"),
+        scheduled=tuple(compile_one(r) for r in rules if r.kind == "scheduled"),
         gates={stage: tuple(found) for stage, found in gates.items()},
-        actions={r.name: compiled(r) for r in rules if r.kind == "action"},
+        actions={r.name: compile_one(r) for r in rules if r.kind == "action"},
         required={s.name: s.required_fields for s in pipeline.stages if s.required_fields} if pipeline else {},
         probabilities={s.name: s.probability for s in pipeline.stages} if pipeline else {},
         stage_field=pipeline.field if pipeline else None)

@@ -12,9 +12,9 @@
 
 A case gives the record the rule sees (fields it leaves out are blank) and, for updates, the
 `old` values (for actions, the `inputs`); it expects exactly the `errors` given (none if absent)
-and, for triggers, scheduled rules and actions, at least the `values` given after the rule ran. `query()` finds nothing and
-`create()` pretends to create (`count()` finds 0), and settings hold their pack defaults, so a
-case tests the rule's own logic.
+and, for triggers, scheduled rules, actions and data migrations, at least the `values` given
+after the rule ran. `query()` finds nothing and `create()` pretends to create (`count()` finds
+0), and settings hold their pack defaults, so a case tests the rule's own logic.
 """
 
 from __future__ import annotations
@@ -43,18 +43,19 @@ class Outcome:
 
 
 def run_pack_tests(metadata: Metadata) -> list[Outcome]:
-    """Every test case of every rule in `metadata`, in pack order."""
+    """Every test case of every rule in `metadata`, in pack order, then of every data migration."""
     outcomes, compiled_by_entity = [], {}
-    for rule in metadata.rules:
+    for rule in (*metadata.rules, *(m.rule for m in metadata.migrations)):
         if not rule.tests:
             continue
         entity = metadata.entities[rule.entity]
         if entity.name not in compiled_by_entity:
             compiled_by_entity[entity.name] = engine.compile_entity(metadata, entity)
         rules = compiled_by_entity[entity.name]
-        compiled = next(c for group in (rules.validations, rules.triggers, rules.scheduled, *rules.gates.values(),
-                                        tuple(rules.actions.values()))
-                        for c in group if c.rule.name == rule.name)
+        compiled = engine.compile_one(rule) if rule.kind == "migration" else next(
+            c for group in (rules.validations, rules.triggers, rules.scheduled, *rules.gates.values(),
+                            tuple(rules.actions.values()))
+            for c in group if c.rule.name == rule.name)
         defaults = {s.name: s.default for s in metadata.settings.values()}
         for index, case in enumerate(rule.test_cases()):
             label = case.get("label") or f"case {index + 1}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterable
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -88,3 +89,21 @@ def history(conn: sa.Connection, entity: str, record_id: int, limit: int = 200) 
              .order_by(pw_audit.c.id.desc()).limit(limit))
     return [{"id": row.id, "action": row.action, "at": row.at, "actor": row.username,
              "actor_id": row.actor_id, "changes": row.changes} for row in conn.execute(query)]
+
+
+def last_actors(conn: sa.Connection, entity: str, record_ids: Iterable[int], action: str) -> dict[int, dict | None]:
+    """Who last took `action` on each of `record_ids` (one query, served by the record index):
+    {record id: {id, username, display_name}, or None for the platform itself}. A record with
+    no such entry (written before the audit trail, or by SQL) is left out."""
+    ids = sorted(set(record_ids))
+    if not ids:
+        return {}
+    query = (sa.select(pw_audit.c.record_id, pw_audit.c.actor_id, pw_user.c.username, pw_user.c.display_name)
+             .select_from(pw_audit.outerjoin(pw_user, pw_user.c.id == pw_audit.c.actor_id))
+             .where(pw_audit.c.entity == entity, pw_audit.c.record_id.in_(ids), pw_audit.c.action == action)
+             .order_by(pw_audit.c.id))
+    found: dict[int, dict | None] = {}
+    for row in conn.execute(query):  # oldest first: each record keeps its latest entry
+        found[row.record_id] = None if row.actor_id is None else \
+            {"id": row.actor_id, "username": row.username, "display_name": row.display_name or row.username}
+    return found

@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 import redis
 import sqlalchemy as sa
 from rq import Queue, SimpleWorker
+from rq.exceptions import StopRequested
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.results import Result
@@ -143,11 +144,15 @@ def _exception_line(trace: str) -> str:
     return lines[after] if after < len(lines) else "no reason given"
 
 
-def work(queue: Queue, on_report: Callable[[jobs.Report], None]) -> None:
-    """Run every job waiting in `queue`, then return (RQ's burst mode)."""
+def work(queue: Queue, on_report: Callable[[jobs.Report], None]) -> bool:
+    """Run every job waiting in `queue`, then return (RQ's burst mode): True, or False when
+    asked to stop (SIGTERM or Ctrl-C) before the queue was empty."""
     handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
         RuleWorker(queue, on_report).work(burst=True, logging_level="WARNING")
+    except StopRequested:  # RQ's own stop handler: the job in hand was finished first
+        return False
     finally:  # RQ installs its own stop handlers; between bursts Ctrl-C must stop the command
         for number, handler in handlers.items():
             signal.signal(number, handler)
+    return True

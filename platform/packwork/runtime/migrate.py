@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 
-from packwork.errors import MigrationRefused, PackworkError
+from packwork.errors import MigrationRefused, PackError, PackworkError
 from packwork.metadata import diff as d
 from packwork.metadata.diff import diff_documents, diff_schema
 from packwork.metadata.loader import PackSource
@@ -21,7 +21,7 @@ from packwork.metadata.physical import (
     ColumnSpec, Schema, constraint_name, physical_schema, with_orphans,
 )
 from packwork.metadata.resolver import canonical
-from packwork.runtime import packstore
+from packwork.runtime import data_migrations, packstore
 from packwork.runtime.tables import ON_DELETE, build_tables, column_type, make_column, make_table
 from packwork.runtime.system import system_metadata
 
@@ -51,11 +51,13 @@ class Plan:
     missing_system_tables: list[str] = field(default_factory=list)
     removed_packs: list[str] = field(default_factory=list)
     edits: list[d.MetadataEdit] = field(default_factory=list)
+    migrations: list[data_migrations.Pending] = field(default_factory=list)  # run after the schema change
+    forget_migrations: list[str] = field(default_factory=list)  # packs whose data is purged: may run again
 
     @property
     def empty(self) -> bool:
         return not self.changes and not self.edits and not self.packs and not self.removed_packs \
-            and not self.missing_system_tables
+            and not self.missing_system_tables and not self.migrations
 
     def render(self) -> str:
         lines = [f"  * create system table {name} (a newer Packwork needs it)" for name in self.missing_system_tables
@@ -65,6 +67,7 @@ class Plan:
             lines.append(f"  {'*' if change.ddl else '-'} {change.describe()}")
             lines += [f"      {s}" for s in self.statements.get(index, [])]
         lines += [f"  - {edit.describe()}" for edit in self.edits]
+        lines += [f"  * {migration.describe()}" for migration in self.migrations]
         if not lines:
             lines.append("  (no changes)")
         return "\n".join(lines)
@@ -96,15 +99,29 @@ def make_plan(engine: sa.Engine, metadata: Metadata | None, packs: list[PackSour
     plan = Plan(engine.dialect.name, current.version if current else None, metadata, document,
                 old_schema, recorded, changes, {}, packs=list(packs), removed_packs=list(removed_packs),
                 pack_rows=packstore.pack_rows(list(packs)),
-                missing_system_tables=[name for name in system_metadata.tables if name not in existing])
+                missing_system_tables=[name for name in system_metadata.tables if name not in existing],
+                forget_migrations=list(removed_packs) if drop_orphaned else [])
     if current and document is not None:
         plan.edits = [e for e in diff_documents(current.document, document)
                       if not _explained_by_schema(e, changes)]
     plan.refused = [c.describe() for c in changes if isinstance(c, d.AlterColumnType) and c.loss]
     if plan.refused and not force:
         raise MigrationRefused(plan.refused)
+    if metadata is not None and plan.pack_rows and metadata.migrations:
+        plan.migrations = _migrations(engine, metadata, plan, existing)
     plan.statements = render_statements(plan)
     return plan
+
+
+def _migrations(engine: sa.Engine, metadata: Metadata, plan: Plan, existing: set[str]) -> list:
+    """The data migrations of the packs this plan installs or upgrades that it runs; refused
+    (PackError) if the sandbox's compiler refuses the code of one."""
+    with engine.connect() as conn:
+        chosen = data_migrations.pending(conn, metadata, [row.name for row in plan.pack_rows], existing)
+    problems = data_migrations.code_problems(p.migration for p in chosen)
+    if problems:
+        raise PackError(problems)
+    return chosen
 
 
 def _explained_by_schema(edit: d.MetadataEdit, changes: list[d.Change]) -> bool:
@@ -361,16 +378,22 @@ def _apply(conn: sa.Connection, plan: Plan, progress: Progress, summary: str) ->
     if plan.missing_system_tables:  # checked when planning, so applying costs no catalog query
         tables = [system_metadata.tables[name] for name in plan.missing_system_tables]
         system_metadata.create_all(conn, tables=tables, checkfirst=True)
-    total = len(plan.changes) + 1
+    total = len(plan.changes) + 1 + len(plan.migrations)
     for step, change in enumerate(plan.changes, start=1):
         progress(step, total, change.describe())
         for statement in plan.statements.get(step - 1, ()):
             conn.exec_driver_sql(statement)
-    progress(total, total, "record metadata version")
+    progress(len(plan.changes) + 1, total, "record metadata version")
     for statement in plan.statements.get(len(plan.changes), ()):  # foreign keys of new tables
         conn.exec_driver_sql(statement)
     if not packstore.record(conn, plan, summary):
         raise PlanOutdated(_STALE)
+    if plan.forget_migrations:
+        data_migrations.forget(conn, plan.forget_migrations)
+    if plan.migrations:  # over the new schema, in this transaction: one that fails undoes it all
+        steps = iter(range(len(plan.changes) + 2, total + 1))
+        data_migrations.run(conn, plan.metadata, plan.schema, plan.migrations,
+                            lambda text: progress(next(steps), total, text))
 
 
 def _stale(engine: sa.Engine, plan: Plan, error: sa.exc.DBAPIError) -> bool:

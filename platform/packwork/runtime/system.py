@@ -177,3 +177,18 @@ pw_setting = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_by", ID),
 )
+
+# The data migrations packs shipped that have run (runtime.data_migrations), each once: an
+# upgrade runs a migration only if it has no row here. Kept when the pack is uninstalled (its
+# data is kept too), forgotten when the pack's data is purged with it.
+pw_data_migration = sa.Table(
+    "pw_data_migration", system_metadata,
+    sa.Column("pack", sa.String(40), primary_key=True),
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("version", sa.String(40), nullable=False),  # the migration's version
+    sa.Column("pack_version", sa.String(40), nullable=False),  # the version installed when it ran
+    sa.Column("entity", sa.String(40), nullable=False),
+    sa.Column("visited", sa.Integer, nullable=False),
+    sa.Column("changed", sa.Integer, nullable=False),
+    sa.Column("ran_at", sa.DateTime(timezone=True), nullable=False),
+)

@@ -3,10 +3,9 @@ here and no rule is checked here; this module only translates."""
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 
@@ -15,37 +14,18 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 
 from packwork.errors import BadRequest, QueryTimeout, RequestError, TooManyRequests, Unauthorized
 from packwork.runtime import importer, records, reports
-from packwork.runtime.db import end_limit, is_timeout, limit_queries, reading, retrying
+from packwork.runtime.db import end_limit, is_timeout, limit_queries, reading
 from packwork.runtime.listing import ListQuery, split_names
 from packwork.runtime.ratelimit import Limiter
 from packwork.runtime.records import Context
 from packwork.runtime.tokens import authenticate, digest
 from packwork.web import exports, meta, openapi
+from packwork.web.retrying import RetryingBlueprint
 from packwork.web.services import services
 
 
-
-class _RetryingBlueprint(Blueprint):
-    """Every view of the API runs through `retrying`: a unit of work that lost a race the
-    database settled by rolling it back (SQLite busy, a PostgreSQL deadlock or serialization
-    failure) runs again, whole, instead of answering 500. Views end their transaction before
-    they return, so a retried view has written nothing."""
-
-    def add_url_rule(self, rule: str, endpoint: str | None = None, view_func: Callable | None = None,
-                     **options) -> None:
-        if view_func is not None:
-            view_func = _retried(view_func)
-        super().add_url_rule(rule, endpoint, view_func, **options)
-
-
-def _retried(view: Callable) -> Callable:
-    @functools.wraps(view)
-    def run(**kwargs):
-        return retrying(lambda: view(**kwargs))
-    return run
-
-
-blueprint = _RetryingBlueprint("api", __name__, url_prefix="/api/v1")
+# Every view runs through `runtime.db.retrying` (web/retrying.py): a lost race runs again, whole.
+blueprint = RetryingBlueprint("api", __name__, url_prefix="/api/v1")
 docs = Blueprint("api_docs", __name__, url_prefix="/api", template_folder="templates",
                  static_folder="static", static_url_path="/static")
 MAX_BODY = 10 * 1024 * 1024
@@ -134,6 +114,10 @@ def list_records(entity: str):
     query = ListQuery.from_params(request.args.to_dict())
     with unit_of_work() as ctx:
         page = records.list_records(ctx, entity, query)
+    return _page(page)
+
+
+def _page(page: records.Page) -> Response:
     body = {"data": page.data, "next": page.next}
     if page.count is not None:
         body["count"] = page.count
@@ -165,6 +149,15 @@ def export_records(entity: str):
     body = exports.streamed(unit_of_work, "csv", lambda ctx: records.export_records(ctx, entity, query))
     return Response(body, mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{entity}.csv"'})
+
+
+@blueprint.get("/<entity>/deleted")
+def list_deleted(entity: str):
+    """The recycle bin: deleted records the caller may restore, newest deletion first."""
+    query = ListQuery.from_params(request.args.to_dict())
+    with unit_of_work() as ctx:
+        page = records.list_deleted(ctx, entity, query)
+    return _page(page)
 
 
 @blueprint.post("/<entity>/import")

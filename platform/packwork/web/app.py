@@ -6,20 +6,21 @@ import os
 
 from flask import Flask, Response, redirect, request, url_for
 
-from packwork.errors import RequestError
+from packwork.errors import QueryTimeout, RequestError
 from packwork.runtime.catalog import CatalogCache
 from packwork.runtime.db import make_engine
 from packwork.runtime.ratelimit import Limiter, Rate
 from packwork.web import api, auth, pages, problems, record_pages, ui  # noqa: F401 - record_pages adds routes to ui
 from packwork.web import dashboards  # noqa: F401 - adds the dashboard pages to ui
 from packwork.web import record_actions  # noqa: F401 - adds the pack actions' forms to ui
+from packwork.web import recycle_bin  # noqa: F401 - adds the recycle bin pages to ui
 from packwork.web.services import Services
 from packwork.web.widgets import builtin_widgets
 
 DEFAULT_DB = "sqlite:///packwork.db"
 MAX_CONTENT_LENGTH = 16 * 1024 * 1024
 API_RATE = "3000/60"  # per token and app process: a burst of 3,000 requests, 50 a second after it
-QUERY_TIMEOUT = "10"  # seconds an API read's queries may take
+QUERY_TIMEOUT = "10"  # seconds the queries of an API read or a UI page that only reads may take
 # No inline script anywhere, and no inline style in the UI; Swagger UI (/api/docs) needs inline styles.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'{styles}; img-src 'self' data:; "
        "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
@@ -80,6 +81,7 @@ def _security_headers(response: Response) -> Response:
 
 TITLES = {400: "Some values are not valid.", 401: "Sign in", 403: "Not allowed", 404: "Page not found",
           409: "This record was changed by someone else since you opened it.", 422: "Some values are not valid."}
+TOO_SLOW_TITLE = "The query took too long"  # a 400, but not a person's invalid values
 
 
 def _error_page(exc: Exception, problem: Response) -> Response:
@@ -92,7 +94,7 @@ def _error_page(exc: Exception, problem: Response) -> Response:
         return redirect(target, 303)
     if request.accept_mimetypes.best == "application/json":  # the kanban's moves ask for JSON
         return problem
-    title = TITLES.get(problem.status_code, "Something went wrong")
+    title = TOO_SLOW_TITLE if isinstance(exc, QueryTimeout) else TITLES.get(problem.status_code, "Something went wrong")
     detail = exc.detail if isinstance(exc, RequestError) and problem.status_code < 500 else \
         getattr(exc, "description", None) if problem.status_code < 500 else "the server could not complete the request"
     html = pages.render_block("ui/error.html", None, title=title, detail=detail or title)

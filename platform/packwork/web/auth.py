@@ -6,15 +6,16 @@ from __future__ import annotations
 import secrets
 from zoneinfo import available_timezones
 
-from flask import Blueprint, current_app, g, redirect, request, url_for
+from flask import current_app, g, redirect, request, url_for
 from werkzeug.wrappers import Response
 
 from packwork.runtime import sessions
 from packwork.web.i18n import LANGUAGES
 from packwork.web.pages import COOKIE, local_path, render_block, require_csrf, signed_in
+from packwork.web.retrying import RetryingBlueprint
 from packwork.web.services import services
 
-blueprint = Blueprint("auth", __name__)
+blueprint = RetryingBlueprint("auth", __name__)  # sign-in and settings posts too: see web/retrying.py
 LOGIN_CSRF_COOKIE = "pw_login_csrf"
 TIME_ZONES = sorted(available_timezones())
 

@@ -177,6 +177,17 @@ def _entity_paths(entity: Entity, values: EntityValues) -> dict:
                     "responses": _responses({"200": {"description": "CSV, a header row then one row per record",
                                                      "content": {"text/csv": {"schema": {"type": "string"}}}}})},
         },
+        f"/api/v1/{name}/deleted": {
+            "get": {"operationId": f"deleted_{name}", "tags": tag,
+                    "summary": "The recycle bin: deleted records you may restore (the delete grant), newest "
+                               "deletion first",
+                    "parameters": [{"$ref": f"#/components/parameters/{p}"} for p in
+                                   ("filter", "fields", "expand", "limit", "after", "count")] + equality,
+                    "responses": _responses({"200": _content("A page of deleted records", {
+                        "type": "object", "required": ["data", "next"], "properties": {
+                            "data": {"type": "array", "items": _deleted_item(ref)},
+                            "next": {"type": ["string", "null"]}, "count": {"type": "integer"}}})})},
+        },
         f"/api/v1/{name}/import": {
             "post": {"operationId": f"import_{name}", "tags": tag,
                      "summary": "Import a JSON array (all or nothing) or a CSV or XLSX file (the import grant)",
@@ -234,6 +245,17 @@ def _entity_paths(entity: Entity, values: EntityValues) -> dict:
                                                 "items": {"$ref": "#/components/schemas/AuditEntry"}}}})})},
         },
     }
+
+
+def _deleted_item(record: dict) -> dict:
+    """One record in the recycle bin: the record, when it was deleted and by whom."""
+    return {"type": "object", "required": ["record", "deleted_at", "deleted_by"], "properties": {
+        "record": record, "deleted_at": {"type": "string", "format": "date-time"},
+        "deleted_by": {"description": "Who deleted it, from the audit trail (null: the platform, or unknown)",
+                       "anyOf": [{"type": "null"}, {"type": "object", "required": ["id", "username"],
+                                                    "properties": {"id": {"type": "integer"},
+                                                                   "username": {"type": "string"},
+                                                                   "display_name": {"type": "string"}}}]}}}
 
 
 def _link_paths(entity: Entity, relation: Relation, other: str) -> dict:

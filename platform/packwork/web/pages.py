@@ -3,7 +3,11 @@ the htmx test, and rendering a page or only one named block of it.
 
 An htmx request gets just the block it asked for (the same template renders both), so a page
 has one source. Every state-changing request must carry the session's CSRF token, in the form
-field `csrf_token` or the `X-CSRF-Token` header that `static/ui/packwork.js` adds to htmx calls."""
+field `csrf_token` or the `X-CSRF-Token` header that `static/ui/packwork.js` adds to htmx calls.
+
+A page that only reads runs under the app's query time limit (`PACKWORK_QUERY_TIMEOUT`), as an
+API read does: a list with a filter or search that scans too much is stopped and answered 400
+with a message saying to narrow it, never left running or answered 500. Writes are not limited."""
 
 from __future__ import annotations
 
@@ -13,11 +17,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import sqlalchemy as sa
 from flask import current_app, g, request
 from markupsafe import Markup
 
-from packwork.errors import BadRequest, PermissionDenied, Unauthorized
-from packwork.runtime.db import reading
+from packwork.errors import BadRequest, PermissionDenied, QueryTimeout, Unauthorized
+from packwork.runtime.db import end_limit, is_timeout, limit_queries, reading
 from packwork.runtime.records import Context
 from packwork.runtime.sessions import Session, authenticate_session
 from packwork.web.i18n import translate
@@ -25,6 +30,7 @@ from packwork.web.services import services
 
 COOKIE = "pw_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+TOO_SLOW = "The query took too long; narrow the filter or the search."  # a UI word: i18n has it
 
 
 class SignInNeeded(Unauthorized):
@@ -92,7 +98,34 @@ def signed_in(write: bool = False) -> Iterator[Page]:
         catalog = state.catalogs.current(conn, session.version_id)
         page = Page(session, Context.start(conn, catalog, session.actor))
         g.page = page
-        yield page
+        limit = None if write else state.query_timeout  # a write may take as long as it needs
+        if limit is None:
+            yield page
+            return
+        limit_queries(conn, limit)
+        try:
+            yield page
+        except sa.exc.DBAPIError as exc:
+            if not is_timeout(exc):
+                raise
+            raise QueryTimeout(TOO_SLOW) from None
+        finally:
+            end_limit(conn)
+
+
+@contextmanager
+def stoppable(page: Page) -> Iterator[None]:
+    """Run one expensive read of a page (a list with the reader's filter) so that, stopped by
+    the query time limit, it raises QueryTimeout and the page can still be drawn around the
+    message, its filter there to narrow: the read runs in a savepoint, because PostgreSQL
+    refuses every later statement of a transaction whose statement it cancelled."""
+    try:
+        with page.ctx.conn.begin_nested():
+            yield
+    except sa.exc.DBAPIError as exc:
+        if not is_timeout(exc):
+            raise
+        raise QueryTimeout(TOO_SLOW) from None
 
 
 def require_csrf(expected: str) -> None:

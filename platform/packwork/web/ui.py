@@ -8,19 +8,23 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from flask import Blueprint, Response, current_app, g, jsonify, redirect, request, url_for
+from flask import Response, current_app, g, jsonify, redirect, request, url_for
 
-from packwork.errors import BadRequest, NotFound
+from packwork.errors import BadRequest, NotFound, QueryTimeout
 from packwork.metadata.filters import FilterError, parse_filter
 from packwork.metadata.model import Entity
 from packwork.runtime import records, saved_views, users
 from packwork.runtime.listing import ListQuery, split_names
 from packwork.runtime.values import EntityValues
 from packwork.web import exports
-from packwork.web.pages import Page, form_version, local_path, render_block, signed_in, whole_number
+from packwork.web.pages import Page, form_version, local_path, render_block, signed_in, stoppable, \
+    text as ui_word, whole_number
 from packwork.web.present import Presenter, default_columns, sort_text
+from packwork.web.retrying import RetryingBlueprint
 
-blueprint = Blueprint("ui", __name__)
+# Every page and form post runs through `runtime.db.retrying` (web/retrying.py), as the API's
+# views do: a form post that lost a race the database settled runs again, whole, not a 500.
+blueprint = RetryingBlueprint("ui", __name__)
 COUNT_UP_TO = 1000  # a list shows how many records match, up to this: beyond, "more than"
 PAGE_SIZE = 50
 SEARCH_LIMIT = 5
@@ -139,20 +143,23 @@ def list_page(name: str) -> Response | str:
         entity = records.entity_for(page.ctx, name)
         state = list_state(page, entity)
         hidden = page.ctx.access.hidden(entity)
-        error, result = _filter_problem(state.filter), records.Page([], None)
+        error, result, status = _filter_problem(state.filter), records.Page([], None), 422
         try:
             if error is None:
                 query = state.query(entity, page.ctx.catalog.values(entity), hidden, request.args.get("after"))
-                result = records.list_records(page.ctx, name, query)
+                with stoppable(page):
+                    result = records.list_records(page.ctx, name, query)
         except BadRequest as exc:
             error = exc.detail
+        except QueryTimeout as exc:  # shown above the list, with the filter there to narrow
+            error, status = ui_word(exc.detail), exc.status
         p, may = presenter(page, user_ids(result.data, state.columns)), _may(page, entity)
         html = render_block("ui/list.html", "results", p=p, entity=entity, state=state, result=result,
                             columns=p.columns(entity, state.columns, hidden), error=error, count_cap=COUNT_UP_TO,
                             saved=saved_views.views_of(page.ctx, name) if page.session.has_saved_views else [],
                             may=may,
                             assignees=users.active_users(page.ctx.conn) if may["transfer"] and result.data else [])
-        return current_app.make_response((html, 422 if error else 200))
+        return current_app.make_response((html, status if error else 200))
 
 
 def _filter_problem(text: str) -> str | None:
@@ -201,7 +208,10 @@ def mass_action(name: str) -> Response:
             if whole_number(owner) is None:
                 raise BadRequest("choose who receives the records", {"owner_id": ["choose a user"]})
             for record_id in ids:
-                records.update_record(page.ctx, name, record_id, {"owner_id": whole_number(owner)})
+                # the list sends no versions: a new owner is given to each record as it is now
+                # (an update without a version is refused, 428)
+                version = records.get_record(page.ctx, name, record_id)["version"]
+                records.update_record(page.ctx, name, record_id, {"owner_id": whole_number(owner)}, version)
     return redirect(local_path(request.form.get("back"), url_for("ui.list_page", name=name)), 303)
 
 

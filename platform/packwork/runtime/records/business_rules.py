@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextvars import ContextVar
+from datetime import timezone
 
 from packwork.errors import RuleFailed, ValidationError
 from packwork.rules import engine
@@ -144,8 +145,21 @@ def _record(ctx: Context, target: Target, values: Mapping, old: Mapping | None) 
     base = dict.fromkeys(keys) if old is None else {k: old[k] if k in old else None for k in keys}
     if values.keys() <= base.keys():  # the usual case, in one pass in C
         base.update(values)
-        return base
-    return base | {k: v for k, v in values.items() if k in base}
+    else:
+        base |= {k: v for k, v in values.items() if k in base}
+    return _in_utc(ctx, entity, base)
+
+
+def _in_utc(ctx: Context, entity, record: dict) -> dict:
+    """SQLite gives stored datetimes back without their offset (they are UTC); rule code
+    compares them with `now()`, which has one, so they get it back."""
+    names = ctx.catalog.derived(("datetime_keys", entity.name), lambda: tuple(
+        f.name for f in entity.fields if f.has_column and f.value_type == "datetime"))
+    for name in names:
+        value = record[name]
+        if value is not None and value.tzinfo is None:
+            record[name] = value.replace(tzinfo=timezone.utc)
+    return record
 
 
 def _env(ctx: Context, created: list[dict] | None = None) -> engine.Env:

@@ -34,7 +34,17 @@ def list_records(ctx: Context, name: str, query: ListQuery = ListQuery(), action
     kinds = {key: kind for key in target.values.output_keys - on_read if key not in hidden
              and (kind := field_type(target.entity, key)) is not None}
     keys = parse_sort(query.sort, target.entity, kinds)
-    shown = _sparse(target, query.fields, hidden)
+    rows, data, more = read_page(ctx, target, where, keys, query, hidden)
+    return Page(data, encode_cursor(keys, rows[-1]) if more else None,
+                count_matches(ctx, table, where, query, len(rows), more))
+
+
+def read_page(ctx: Context, target: Target, where: list, keys: list, query: ListQuery,
+              hidden: frozenset[str]) -> tuple[list, list[dict], bool]:
+    """The rows `where` selects in the order of `keys`, after `query.after`, at most
+    `query.limit`: (the rows, them as JSON-ready records shaped by `query`, whether more follow)."""
+    table, on_read = target.table, target.values.computed_on_read
+    shown = sparse(target, query.fields, hidden)
     read = shown - on_read if not shown & on_read else target.values.output_keys - on_read  # formulas' inputs
     columns = [table.c[k] for k in sorted(read | {k.column for k in keys})]
     select = sa.select(*columns).where(*where)
@@ -46,11 +56,11 @@ def list_records(ctx: Context, name: str, query: ListQuery = ListQuery(), action
     rows = rows[:query.limit]
     data = target.values.dump_rows(rows, shown)
     core.with_computed(ctx, target, rows, data, shown)
-    _expand(ctx, target, data, query.expand, hidden)
-    return Page(data, encode_cursor(keys, rows[-1]) if more else None, _count(ctx, table, where, query, len(rows), more))
+    expand_references(ctx, target, data, query.expand, hidden)
+    return rows, data, more
 
 
-def _count(ctx: Context, table: sa.Table, where: list, query: ListQuery, shown: int, more: bool) -> int | None:
+def count_matches(ctx: Context, table: sa.Table, where: list, query: ListQuery, shown: int, more: bool) -> int | None:
     """The matching records: exactly if `count`; up to `count_up_to` + 1 (meaning "more than
     count_up_to") if that is set, which reads at most that many index entries; else None."""
     if query.count:
@@ -67,7 +77,7 @@ def get_record(ctx: Context, name: str, record_id: int, expand: Iterable[str] = 
     target = core.target_for(ctx, name, "read")
     row = core.fetch(ctx, target, record_id)
     data = [core.dump(ctx, target, row)]
-    _expand(ctx, target, data, tuple(expand), core.hidden_keys(ctx, target))
+    expand_references(ctx, target, data, tuple(expand), core.hidden_keys(ctx, target))
     return data[0]
 
 
@@ -117,7 +127,7 @@ def _equality(entity: Entity, key: str, value: str) -> Compare:
     return Compare(path, "=", value, 0)
 
 
-def _sparse(target: Target, fields: tuple[str, ...] | None, hidden: frozenset[str]) -> frozenset[str]:
+def sparse(target: Target, fields: tuple[str, ...] | None, hidden: frozenset[str]) -> frozenset[str]:
     visible = target.values.output_keys - hidden
     if fields is None:
         return visible
@@ -128,8 +138,8 @@ def _sparse(target: Target, fields: tuple[str, ...] | None, hidden: frozenset[st
     return frozenset(fields) | {"id", "version"}
 
 
-def _expand(ctx: Context, target: Target, data: list[dict], names: tuple[str, ...],
-            hidden: frozenset[str]) -> None:
+def expand_references(ctx: Context, target: Target, data: list[dict], names: tuple[str, ...],
+                      hidden: frozenset[str]) -> None:
     """Replace each named reference's id by the record it points at (one query per name)."""
     for name in names:
         field = target.entity.field(name)
@@ -158,7 +168,7 @@ def export_records(ctx: Context, name: str, query: ListQuery = ListQuery()) -> t
     """The columns and every record the actor may export that matches `query`, fetched page by
     page and masked like a list. The records are read as the iterator is consumed."""
     target = core.target_for(ctx, name, "export")
-    shown = _sparse(target, query.fields, core.hidden_keys(ctx, target))
+    shown = sparse(target, query.fields, core.hidden_keys(ctx, target))
     columns = [c.key for c in target.values.output if c.key in shown]
     return columns, _pages(ctx, name, replace(query, limit=MAX_LIMIT, count=False))
 
