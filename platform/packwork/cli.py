@@ -500,9 +500,11 @@ def _installed_roles(conn) -> list[str]:
 
 
 from packwork.cli_pack import pack  # noqa: E402 - modules of their own; registered here, after `main`
+from packwork.cli_layer import layer  # noqa: E402
 from packwork.cli_settings import setting  # noqa: E402
 
 main.add_command(pack)
+main.add_command(layer)
 main.add_command(setting)
 
 

@@ -11,7 +11,7 @@ from packwork.errors import PackError, PackworkError
 from packwork.metadata.loader import PackSource, manifest_depends
 from packwork.metadata.model import Metadata
 from packwork.metadata.resolver import resolve_sources
-from packwork.runtime import packstore
+from packwork.runtime import admin_layer, packstore
 from packwork.runtime.archives import read_pack_paths
 from packwork.runtime.migrate import Plan, make_plan
 
@@ -44,9 +44,14 @@ def plan_packs(engine: sa.Engine, paths: list[str | Path], mode: str = "plan", *
     given = {manifest_depends(s)[0]: s for s in sources}
     _check_mode(mode, list(given)[:len(paths)], versions)
     combined = [s for name, s in installed.items() if name not in given] + list(given.values())
+    layer = None
+    if admin_layer.LAYER not in given:  # the installed admin layer comes after every pack, new ones too
+        combined, layer = admin_layer.relayered(combined)
     metadata = resolve_sources(combined)
     changed = [s for name, s in given.items()
                if name not in installed or packstore.checksum(installed[name]) != packstore.checksum(s)]
+    if layer is not None:
+        changed.append(layer)
     return make_plan(engine, metadata, changed, force=force)
 
 

@@ -356,8 +356,11 @@ _APPLY_LOCK = "SELECT pg_advisory_xact_lock(7716001)"
 _STALE = "the metadata changed since this plan was made; plan again"
 
 
-def apply(engine: sa.Engine, plan: Plan, progress: Progress | None = None, summary: str = "") -> None:
+def apply(engine: sa.Engine, plan: Plan, progress: Progress | None = None, summary: str = "",
+          *, also: Callable[[sa.Connection], None] | None = None) -> None:
     """Run the plan in one transaction and record the new version; refuse a stale plan.
+    `also` runs last in that transaction, after the version is recorded (the admin layer
+    records its history there).
 
     The plan is stale when the newest recorded version is no longer the one it was made
     against. The statement that records the new version checks that, after the DDL and under
@@ -366,6 +369,8 @@ def apply(engine: sa.Engine, plan: Plan, progress: Progress | None = None, summa
     try:
         with engine.begin() as conn:
             _apply(conn, plan, progress or (lambda step, total, text: None), summary or _summary(plan))
+            if also is not None:
+                also(conn)
     except sa.exc.DBAPIError as error:
         if _stale(engine, plan, error):
             raise PlanOutdated(_STALE) from error

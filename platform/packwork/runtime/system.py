@@ -192,3 +192,17 @@ pw_data_migration = sa.Table(
     sa.Column("changed", sa.Integer, nullable=False),
     sa.Column("ran_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+
+# The admin layer's history (runtime/admin_layer.py): every layer text an administrator
+# applied, oldest first. The layer in force is the pack `admin_layer` in pw_pack; a row here is
+# never deleted or changed, and a revert is a new row naming the version it restores.
+pw_layer_version = sa.Table(
+    "pw_layer_version", system_metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("author", sa.String(200), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),  # the layer file; empty: no layer
+    sa.Column("meta_version_id", ID, nullable=False),  # the pw_meta_version it applied as
+    sa.Column("restores", ID),  # the layer version a revert brought back (0: none), else NULL
+)
