@@ -59,3 +59,14 @@ def test_a_stored_datetime_compares_with_now_in_rule_code(api):
                            headers=headers | {"If-Match": '"1"'})
     assert changed.status_code == 200, changed.json
     assert changed.json["overdue"] is True
+
+
+def test_a_rule_may_not_blank_a_required_field(api):
+    client, headers, engine = api
+    made = client.post("/api/v1/parcel", json={"name": "keep"}, headers=headers)
+    refused = client.patch(f"/api/v1/parcel/{made.json['id']}", json={"weight": "-1"},
+                           headers=headers | {"If-Match": '"1"'})
+    assert refused.status_code == 422 and refused.json["errors"] == {"name": ["is required"]}, refused.json
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT name, version FROM parcel WHERE id = :i"),
+                            {"i": made.json["id"]}).one() == ("keep", 1)

@@ -169,6 +169,9 @@ class EntityValues:
                 values = schema.load(data, partial=True)
             except SchemaError as exc:
                 raise ValidationError("some values are not valid", _flatten(exc.messages)) from None
+        errors = self._required(values, creating=False)  # a rule may not blank a required field
+        if errors:
+            raise ValidationError("some values are not valid", errors)
         return {k: v.astimezone(timezone.utc) if isinstance(v, datetime) else v for k, v in values.items()}
 
     @cached_property
