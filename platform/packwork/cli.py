@@ -50,7 +50,7 @@ def demo(db_url: str, port: int, serve: bool, data: bool) -> None:
         apply(engine, plan, summary=f"demo {mode}")
     click.echo(f"Standard CRM {'updated' if not plan.empty else 'already up to date'} in {db_url}.")
     with engine.begin() as conn:
-        created = users.ensure_demo_users(conn, _installed_roles(conn))
+        created = users.ensure_demo_users(conn, [*_installed_roles(conn), ADMIN_ROLE])  # admin: the studio
     for username, password in created:
         click.echo(f"  demo user {username}, password {password}")
     if not created:

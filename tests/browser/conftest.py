@@ -137,26 +137,24 @@ def pytest_runtest_call(item):
 def serving(folder: Path) -> Iterator[Callable[..., str]]:
     """`start(pack, …, prepare=None)`: install the packs into a fresh SQLite database in
     `folder`, call `prepare(engine)` (to add users or records), serve it with `packwork serve` on
-    a free port of 127.0.0.1 and return the base URL (`http://127.0.0.1:PORT`). Stopped on exit;
-    a traceback in the server's log fails the test."""
+    a free port of 127.0.0.1 and return the base URL (`http://127.0.0.1:PORT`).
+    `start(same_as=BASE)` starts a second server process on the database of the one at BASE.
+    Stopped on exit; a traceback in a server's log fails the test."""
     servers: list[tuple[subprocess.Popen, Path]] = []
+    databases: dict[str, str] = {}
 
-    def start(*packs: Path, prepare: Callable[[sa.Engine], None] | None = None) -> str:
+    def start(*packs: Path, prepare: Callable[[sa.Engine], None] | None = None, same_as: str | None = None) -> str:
         n = len(servers)
-        db = f"sqlite:///{folder / f'live{n}.db'}"
-        engine = make_engine(db)
-        try:
-            apply(engine, plan_packs(engine, list(packs), "install"))
-            if prepare:
-                prepare(engine)
-        finally:
-            engine.dispose()
+        db = databases[same_as] if same_as else f"sqlite:///{folder / f'live{n}.db'}"
+        if same_as is None:
+            _install(db, packs, prepare)
         port, log = _free_port(), folder / f"live{n}.log"
         with log.open("w") as out:
             server = subprocess.Popen([sys.executable, "-m", "packwork", "serve", "--db", db, "--port", str(port),
                                        "--workers", "1", "--threads", "4"], stdout=out, stderr=subprocess.STDOUT)
         servers.append((server, log))
         base = f"http://127.0.0.1:{port}"
+        databases[base] = db
         wait_until_up(base + "/api/v1")
         if not _answers(base + "/api/v1/openapi.json"):
             pytest.fail(f"packwork serve did not come up on {base}:\n{log.read_text()}")
@@ -173,6 +171,16 @@ def serving(folder: Path) -> Iterator[Callable[..., str]]:
     for _, log in servers:
         text = log.read_text()
         assert "Traceback" not in text, f"the server logged a traceback:\n{text}"
+
+
+def _install(db: str, packs: tuple[Path, ...], prepare: Callable[[sa.Engine], None] | None) -> None:
+    engine = make_engine(db)
+    try:
+        apply(engine, plan_packs(engine, list(packs), "install"))
+        if prepare:
+            prepare(engine)
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from conftest import PACKS, TEST_PACKS
+from packwork.metadata.loader import read_pack_folders
+from packwork.metadata.resolver import resolve_sources
+from packwork.rules import engine
+from packwork.rules.testing import NOW, run_case
 from test_cli import packwork
 
 
@@ -33,3 +37,23 @@ def test_a_case_for_a_rule_that_breaks_fails(pack_copy):
     (pack / "entities.yaml").write_text(text.replace("      - record: {count: 0}\n", "      - record: {count: '0'}\n"))
     ran = packwork("pack", "test", str(pack))
     assert ran.returncode == 1 and "the rule broke:" in ran.stdout and "TypeError" in ran.stdout
+
+
+def test_run_case_says_what_a_rule_did():
+    """The run behind `pack test` (and the studio's trial): errors, changes, records it asked
+    `create()` for (none made), or how it broke."""
+    sources, problems = read_pack_folders([str(TEST_PACKS / "mini")])
+    assert not problems
+    metadata = resolve_sources(sources)
+    widget = metadata.entities["widget"]
+    rules = engine.compile_entity(metadata, widget)
+    compiled = {c.rule.name: c for c in (*rules.validations, *rules.triggers)}
+    env = engine.Env({"id": 1, "roles": []}, NOW)
+
+    kit = run_case(rules, compiled["kits_get_a_bin"], widget, {"record": {"code": "KIT", "name": "w"}}, env)
+    assert kit.broke is None and kit.errors == {} and kit.changes == {"bin": 1}
+    assert kit.created == ({"entity": "bin", "values": {"label_text": "Kit for w"}},)
+    refused = run_case(rules, compiled["count_not_negative"], widget, {"record": {"count": -2}}, env)
+    assert refused.errors == {"count": ["must not be negative"]} and refused.changes == {}
+    broke = run_case(rules, compiled["count_not_negative"], widget, {"record": {"count": "x"}}, env)
+    assert broke.broke is not None and "TypeError" in str(broke.broke) and broke.changes == {}

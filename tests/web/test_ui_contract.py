@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from werkzeug.datastructures import MultiDict
 
+from packwork.metadata.access import ACTIONS, SCOPES
 from packwork.metadata.fieldtypes import builtin_field_types
 from packwork.metadata.model import Choice, Field, Label
 from packwork.web.i18n import ZH
@@ -64,12 +65,15 @@ def test_text_that_is_not_of_the_type_is_named(kind, text, message):
 
 
 def _ui_words() -> set[str]:
-    """What the templates pass to `_()`, and the sentences the Python side of the UI hands them."""
-    words = set()
-    for path in TEMPLATES.glob("*.html"):
-        words |= set(re.findall(r"""_\(\s*["']([^"']+)["']\s*\)""", path.read_text(encoding="utf-8")))
+    """What the templates of the UI and of the studio pass to `_()`, and the sentences the Python
+    side of the UI hands them."""
+    words = set(ACTIONS) | set(SCOPES)  # the permission matrix's `_(a)` and `_(s)`
+    for path in [*TEMPLATES.glob("*.html"), *(TEMPLATES.parent / "admin").glob("*.html")]:
+        found = re.findall(r"""_\(\s*(?:"([^"]+)"|'([^']+)')\s*\)""", path.read_text(encoding="utf-8"))
+        words |= {double or single for double, single in found}
     code = "".join(p.read_text(encoding="utf-8") for p in TEMPLATES.parent.parent.glob("*.py"))
-    words |= set(re.findall(r'(?:word|_login_page|_form|Needed|Refused)\((?:[^"()]*, )?"([A-Z][^"]+)"', code))
+    callers = r"(?:word|_login_page|_form|Needed|Refused|Administrator)"
+    words |= set(re.findall(callers + r'\((?:[^"()]*, )?"([A-Z][^"]+)"', code))
     words |= set(re.findall(r'message = "([A-Z][^"]+)"', code))
     words |= set(re.findall(r'\b\d{3}: "([A-Z][^"]+)"', code))  # error page titles
     words |= set(re.findall(r'SYSTEM_LABELS = \{([^}]+)\}', code)[0].split('"')[3::4])
@@ -80,4 +84,6 @@ def test_every_ui_word_has_a_chinese_translation():
     words = _ui_words()
     assert {"Save", "Sign in", "Other", "Owner", "Page not found", "Some values are not valid.",
             "The user name or password is wrong.", "Your session has expired; sign in again."} <= words
+    assert {"Review the change", "Field access", "team", "The studio is for administrators.",
+            "Drag fields between sections, or choose each field's section and position."} <= words  # the studio
     assert sorted(w for w in words if w not in ZH and w != "#") == []

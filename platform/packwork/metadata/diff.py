@@ -128,7 +128,7 @@ class MetadataEdit(Change):
 
     def describe(self) -> str:
         if self.old is None:
-            return f"add {self.path}"
+            return f"add {self.path}: {_short(self.new)}"
         if self.new is None:
             return f"remove {self.path}"
         return f"change {self.path}: {_short(self.old)} -> {_short(self.new)}"
@@ -221,7 +221,21 @@ def diff_documents(old: object, new: object, path: str = "", limit: int = 200) -
 def _named(items: list) -> dict | None:
     if items and all(isinstance(i, dict) and isinstance(i.get("name"), str) for i in items):
         return {i["name"]: i for i in items}
+    if items and all(isinstance(i, dict) and "role" in i and "entity" in i for i in items):
+        return _grants_by_role(items)
     return None
+
+
+def _grants_by_role(grants: list[dict]) -> dict:
+    """Grants keyed `role/entity` (a second grant of the same pair, from another pack, `#2`)."""
+    keyed: dict[str, dict] = {}
+    for grant in grants:
+        key = f"{grant['role']}/{grant['entity']}"
+        n = 1
+        while (f"{key}#{n}" if n > 1 else key) in keyed:
+            n += 1
+        keyed[f"{key}#{n}" if n > 1 else key] = grant
+    return keyed
 
 
 def _walk(old: object, new: object, path: str, edits: list, limit: int) -> None:

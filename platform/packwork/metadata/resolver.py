@@ -163,7 +163,19 @@ class _Merge:
         for extension in pack.extensions:
             self._extend(extension)
         self.grants += pack.grants
-        self.rules += pack.rules
+        self._add_rules(pack.rules)
+
+    def _add_rules(self, rules) -> None:
+        """An entity's actions and rule tests find a rule by its name: one name, one rule."""
+        seen = {(rule.entity, rule.name): rule for rule in self.rules}
+        for rule in rules:
+            first = seen.get((rule.entity, rule.name))
+            if first is not None:
+                self.problems.append(_problem("PACK-E023", rule.origin, f"rule {rule.name!r} of {rule.entity!r} is "
+                                              f"declared twice (first at {_where(first.origin)})"))
+                continue
+            seen[(rule.entity, rule.name)] = rule
+            self.rules.append(rule)
 
     def _extend(self, ext: Extension) -> None:
         entity = self.entities.get(ext.entity)

@@ -23,14 +23,13 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from packwork.errors import NotFound, PackError, PackworkError
+from packwork.metadata.layer_edits import LAYER, LAYER_FILE
 from packwork.metadata.loader import MANIFEST, PackSource, SourceFile, manifest_depends, read_pack_folder
 from packwork.metadata.resolver import resolve_sources
 from packwork.runtime import packstore
 from packwork.runtime.migrate import Plan, Progress, apply, make_plan
 from packwork.runtime.system import pw_layer_version, pw_meta_version, pw_pack
 
-LAYER = "admin_layer"
-LAYER_FILE = "layer.yaml"
 LAYER_PACK_VERSION = "1.0.0"  # fixed: the same layer text always resolves to the same metadata
 
 

@@ -14,6 +14,9 @@ from packwork.web import api, auth, pages, problems, record_pages, ui  # noqa: F
 from packwork.web import dashboards  # noqa: F401 - adds the dashboard pages to ui
 from packwork.web import record_actions  # noqa: F401 - adds the pack actions' forms to ui
 from packwork.web import recycle_bin  # noqa: F401 - adds the recycle bin pages to ui
+from packwork.web import studio, studio_entities, studio_layouts  # noqa: F401 - they add their pages to studio
+from packwork.web import studio_rules  # noqa: F401 - adds the rule and dictionary pages to studio
+from packwork.web import studio_access  # noqa: F401 - adds the permission and user pages to studio
 from packwork.web.services import Services
 from packwork.web.widgets import builtin_widgets
 
@@ -47,6 +50,7 @@ def create_app(database_url: str | None = None, **config: object) -> Flask:
     app.register_blueprint(api.docs)
     app.register_blueprint(auth.blueprint)
     app.register_blueprint(ui.blueprint)
+    app.register_blueprint(studio.blueprint)
     app.after_request(_security_headers)
     return app
 

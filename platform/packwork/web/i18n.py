@@ -5,6 +5,8 @@ text the templates pass to `_()` has a Chinese entry."""
 
 from __future__ import annotations
 
+from packwork.web.i18n_studio import STUDIO_ZH
+
 LANGUAGES = {"en": "English", "zh": "中文"}
 
 ZH = {
@@ -57,6 +59,7 @@ ZH = {
     "Something went wrong": "出错了",
     "Back to the start page": "返回首页",
     "Home": "首页",
+    "Studio": "定制",
     "Results for": "搜索结果：",
     "Nothing found.": "没有找到。",
     "Export CSV": "导出 CSV",
@@ -118,6 +121,8 @@ ZH = {
     "The user name or password is wrong.": "用户名或密码错误。",
     "Too many failed sign-ins; try again later.": "登录失败次数过多，请稍后再试。",
 }
+# The admin studio's words; where the UI already has a word, its translation stays.
+ZH |= {text: zh for text, zh in STUDIO_ZH.items() if text not in ZH}
 
 
 def translate(text: str, language: str) -> str:

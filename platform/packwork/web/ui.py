@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from flask import Response, current_app, g, jsonify, redirect, request, url_for
 
 from packwork.errors import BadRequest, NotFound, QueryTimeout
+from packwork.metadata.access import ADMIN_ROLE
 from packwork.metadata.filters import FilterError, parse_filter
 from packwork.metadata.model import Entity
 from packwork.runtime import records, saved_views, users
@@ -47,7 +48,8 @@ def _page_globals() -> dict:
     page = g.get("page")
     if page is None:
         return {}
-    return {"nav": presenter(page).nav(readable_entities(page)), "me": page.session}
+    return {"nav": presenter(page).nav(readable_entities(page)), "me": page.session,
+            "is_admin": ADMIN_ROLE in page.session.actor.roles}
 
 
 @blueprint.get("/")

@@ -96,7 +96,9 @@ def history(ctx: Context, name: str, record_id: int) -> list[dict]:
     target = core.target_for(ctx, name, "read")
     core.fetch(ctx, target, record_id, deleted_too=True)
     entries = audit.history(ctx.conn, name, record_id)
-    hidden = core.hidden_keys(ctx, target)
+    # a field hidden for everyone (by a pack or an administrator) leaves the history too
+    hidden = core.hidden_keys(ctx, target) | target.values.keys_of(
+        frozenset(f.name for f in target.entity.fields if f.hidden))
     for entry in entries:
         entry["changes"] = {k: v for k, v in entry["changes"].items() if k not in hidden}
         entry["at"] = iso_datetime(entry["at"])

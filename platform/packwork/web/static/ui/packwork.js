@@ -145,6 +145,29 @@
     });
   }
 
-  document.addEventListener("DOMContentLoaded", function () { startBoards(document); });
-  document.addEventListener("htmx:afterSwap", function (event) { startBoards(event.target); });
+  // The studio's layout editor: a dragged field takes the section it is dropped in and its
+  // place there, written into the same selects and positions the form posts without a mouse.
+  function renumber(editor) {
+    editor.querySelectorAll("[data-section-fields]").forEach(function (list) {
+      Array.prototype.forEach.call(list.children, function (item, index) {
+        item.querySelector("[data-place]").value = list.dataset.sectionFields;
+        item.querySelector("[data-order]").value = index + 1;
+      });
+    });
+  }
+
+  function startLayoutEditors(root) {
+    if (typeof Sortable === "undefined") return;
+    root.querySelectorAll("[data-layout-editor]").forEach(function (editor) {
+      editor.querySelectorAll("[data-section-fields]").forEach(function (list) {
+        if (list.dataset.sortable) return;
+        list.dataset.sortable = "1";
+        Sortable.create(list, {group: "layout", animation: 120, filter: "select, input", preventOnFilter: false,
+                               onEnd: function () { renumber(editor); }});
+      });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { startBoards(document); startLayoutEditors(document); });
+  document.addEventListener("htmx:afterSwap", function (event) { startBoards(event.target); startLayoutEditors(event.target); });
 })();
