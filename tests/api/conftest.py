@@ -104,3 +104,15 @@ def api(request, tmp_path_factory):
         yield Api(app, engine, signed_in(engine, "ann", [case.role]), case)
         services(app).engine.dispose()
         engine.dispose()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def served_crm(request, tmp_path_factory):
+    """The standard CRM served by an app whose API has no rate limit (every generated example
+    must reach its operation), and the API token of a sales manager: what the fuzzing tests use."""
+    with fresh_database(request.param, tmp_path_factory.mktemp("fuzz"), request) as url:
+        engine = install(url, PACKS / "standard_crm")
+        secret = signed_in(engine, "fuzzer", ["sales_manager"])
+        app = create_app(url, PACKWORK_API_RATE="off")
+        yield app, secret
+        engine.dispose()

@@ -10,7 +10,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from api.conftest import install, signed_in
-from api.test_schemathesis import CHECKS
+from api.test_schemathesis import CHECKS, EXAMPLES
 from conftest import TEST_PACKS, fresh_database
 from packwork.web.app import create_app
 
@@ -40,7 +40,7 @@ schema = schemathesis.pytest.from_fixture("api_schema").include(path_regex="/act
 
 
 @schema.parametrize()
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=max(40, EXAMPLES), deadline=None, suppress_health_check=list(HealthCheck))
 def test_action_operations_conform_to_the_openapi_document(case, served):
     _, secret = served
     case.call_and_validate(headers={"Authorization": f"Bearer {secret}"}, checks=CHECKS)

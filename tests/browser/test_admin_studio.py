@@ -40,7 +40,7 @@ def review_and_apply(page) -> None:
 
 
 def add_field(page, base: str, name: str, kind: str, **inputs: str) -> None:
-    page.goto(f"{base}/admin/entities/project/fields/new")
+    page.goto(f"{base}/admin/entities/project/new-field")
     page.locator("#s-name").fill(name)
     page.locator("#s-type").select_option(kind)
     for key, value in inputs.items():

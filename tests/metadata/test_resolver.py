@@ -73,6 +73,28 @@ def test_extension_adds_changes_hides_relabels_and_adds_stages():
     assert thing.layouts[0].field_names() == ["name", "serial"]
 
 
+STAGE_CHANGES = """
+extends:
+  thing:
+    change_stages:
+      new: {label: {en: Fresh, zh: 新}, probability: 20, required_fields: [name]}
+"""
+
+
+def test_extension_changes_a_stage_but_not_its_name_or_place():
+    thing = resolve(source("base", {"e.yaml": BASE}),
+                    source("vertical", {"x.yaml": STAGE_CHANGES}, depends=("base",))).entity("thing")
+    new = thing.pipeline.stage("new")
+    assert [s.name for s in thing.pipeline.stages] == ["new", "done"] and new.outcome == "open"
+    assert (new.label.en, new.probability, new.required_fields) == ("Fresh", 20, ("name",))
+    assert [c.label.en for c in thing.field("state").choices] == ["Fresh", "Done"]
+    with pytest.raises(PackError) as error:
+        resolve(source("base", {"e.yaml": BASE}),
+                source("vertical", {"x.yaml": STAGE_CHANGES.replace("new:", "gone:")}, depends=("base",)))
+    assert [p.format() for p in error.value.problems] == [
+        "vertical/x.yaml:5: $.extends.thing.change_stages.gone: 'thing' has no stage 'gone' to change [PACK-E026]"]
+
+
 def test_extension_needs_a_dependency_on_the_declaring_pack():
     with pytest.raises(PackError) as error:
         resolve(source("base", {"e.yaml": BASE}), source("stray", {"x.yaml": EXTENSION}))

@@ -66,23 +66,23 @@ def field_errors(page_text: str) -> dict[str, list[str]]:
 
 def test_only_administrators_get_in(studio):
     keeper = Visitor(studio.app).sign_in("kim")
-    for path in ("/admin/", "/admin/entities/widget", "/admin/entities/new", "/admin/history", "/admin/layer",
+    for path in ("/admin/", "/admin/entities/widget", "/admin/new-entity", "/admin/history", "/admin/layer",
                  "/admin/entities/widget/layout", "/admin/layer.tar.gz", "/admin/purge"):
         assert keeper.client.get(path).status_code == 403, path
         assert studio.admin.client.get(path).status_code in (200, 404), path  # no layer yet to download: 404
-    refused = keeper.post("/admin/entities/new", {"name": "project"})
+    refused = keeper.post("/admin/new-entity", {"name": "project"})
     assert refused.status_code == 403 and studio.versions() == 0
     assert 'id="studio-link"' in studio.admin.client.get("/").text
     assert 'id="studio-link"' not in keeper.client.get("/").text
 
 
 def test_a_change_without_the_csrf_token_is_refused(studio):
-    response = studio.admin.post("/admin/entities/new", {"name": "project"}, token=False)
+    response = studio.admin.post("/admin/new-entity", {"name": "project"}, token=False)
     assert response.status_code == 403 and studio.versions() == 0
 
 
 def test_a_new_entity_is_planned_then_applied_and_served(studio):
-    plan = studio.propose("/admin/entities/new", {"name": "project", "label_en": "Project", "label_zh": "项目"})
+    plan = studio.propose("/admin/new-entity", {"name": "project", "label_en": "Project", "label_zh": "项目"})
     assert "create table project" in plan.text.lower() and studio.versions() == 0
     assert studio.admin.client.get("/r/project").status_code == 404  # nothing applied yet
     studio.apply(plan)
@@ -95,9 +95,10 @@ def test_a_new_entity_is_planned_then_applied_and_served(studio):
 
 @pytest.mark.parametrize("name, message", [
     ("select", "SQL key word"), ("widget", "declared twice"), ("Bad-Name", "not a valid name"),
+    ("pw_things", "reserved prefix"), ("meta", "a path of the API"),
 ])
 def test_a_bad_entity_name_is_refused_next_to_the_name(studio, name, message):
-    refused = studio.propose("/admin/entities/new", {"name": name}, status=422)
+    refused = studio.propose("/admin/new-entity", {"name": name}, status=422)
     errors = field_errors(refused.text)
     assert message in " ".join(errors.get("name", [])), errors
     assert studio.versions() == 0
@@ -113,14 +114,14 @@ def test_a_bad_entity_name_is_refused_next_to_the_name(studio, name, message):
     ({"name": "code2", "type": "text", "max_length": "ten"}, "max_length", "whole number"),
 ])
 def test_a_bad_field_is_refused_next_to_its_input(studio, values, where, message):
-    refused = studio.propose("/admin/entities/widget/fields/new", values, status=422)
+    refused = studio.propose("/admin/entities/widget/new-field", values, status=422)
     errors = field_errors(refused.text)
     assert where in errors and message in " ".join(errors[where]), errors
     assert studio.versions() == 0
 
 
 def test_a_new_field_goes_on_the_form_in_the_chosen_section(studio):
-    studio.change("/admin/entities/widget/fields/new",
+    studio.change("/admin/entities/widget/new-field",
                   {"name": "budget", "type": "money", "label_en": "Budget", "currency": "usd", "place": "more/extra"})
     form = studio.admin.client.get("/r/widget/new").text
     assert 'name="budget"' in form and 'value="USD"' in form
@@ -151,7 +152,7 @@ def test_a_pack_field_changes_only_what_the_pack_format_lets_change(studio):
 
 
 def test_removing_a_field_keeps_its_data_until_the_purge(studio):
-    studio.change("/admin/entities/widget/fields/new", {"name": "serial", "type": "text", "place": "main/basics"})
+    studio.change("/admin/entities/widget/new-field", {"name": "serial", "type": "text", "place": "main/basics"})
     keeper = Visitor(studio.app).sign_in("kim")
     assert keeper.post("/r/widget/new", {"name": "w1", "serial": "S-1"}).status_code == 303
     assert "orphan" not in studio.admin.client.get("/admin/entities/widget").text
@@ -169,14 +170,14 @@ def test_removing_a_field_keeps_its_data_until_the_purge(studio):
 
 
 def test_a_type_change_that_could_lose_data_is_refused_with_the_reason(studio):
-    studio.change("/admin/entities/widget/fields/new", {"name": "serial", "type": "text"})
+    studio.change("/admin/entities/widget/new-field", {"name": "serial", "type": "text"})
     refused = studio.propose("/admin/entities/widget/fields/serial", {"type": "integer"}, status=422)
     assert "serial" in refused.text and 'id="form-message"' in refused.text and studio.versions() == 1
 
 
 def test_a_plan_made_before_another_change_is_refused_not_applied_over_it(studio):
-    first = studio.propose("/admin/entities/widget/fields/new", {"name": "serial", "type": "text"})
-    studio.change("/admin/entities/widget/fields/new", {"name": "batch", "type": "text"})
+    first = studio.propose("/admin/entities/widget/new-field", {"name": "serial", "type": "text"})
+    studio.change("/admin/entities/widget/new-field", {"name": "batch", "type": "text"})
     stale = studio.admin.post("/admin/apply", apply_form(first.text))
     assert stale.status_code == 409 and 'id="stale"' in stale.text and studio.versions() == 1
     names = studio.field_names("widget")
@@ -184,7 +185,7 @@ def test_a_plan_made_before_another_change_is_refused_not_applied_over_it(studio
 
 
 def test_reverting_brings_back_the_previous_metadata(studio):
-    studio.change("/admin/entities/widget/fields/new", {"name": "serial", "type": "text"})
+    studio.change("/admin/entities/widget/new-field", {"name": "serial", "type": "text"})
     studio.change("/admin/entities/widget/fields/notes/visibility", {"hidden": "1"})
     history = studio.admin.client.get("/admin/history").text
     assert history.count("data-version=") == 3  # two versions and "no layer"
@@ -204,7 +205,7 @@ def test_the_raw_layer_text_is_checked_with_file_and_path(studio):
 
 
 def test_the_layer_downloads_as_a_pack_archive(studio):
-    studio.change("/admin/entities/widget/fields/new", {"name": "serial", "type": "text"})
+    studio.change("/admin/entities/widget/new-field", {"name": "serial", "type": "text"})
     download = studio.admin.client.get("/admin/layer.tar.gz")
     assert download.status_code == 200 and download.mimetype == "application/gzip"
     with tarfile.open(fileobj=io.BytesIO(download.data)) as archive:
@@ -226,6 +227,13 @@ def test_layout_editor_moves_fields_between_sections(studio):
     assert 'name="weight"' in edit.split('id="panel-more"', 1)[1]
     refused = studio.propose("/admin/entities/widget/layout", form | {"place.name": "nowhere/else"}, status=422)
     assert "place.name" in field_errors(refused.text)
+    studio.change("/admin/entities/widget/layout", form | {"new_tab_en": "Logistics", "new_section_en": "Sizes",
+                                                           "new_section_tab": "more"})
+    page = studio.admin.client.get("/admin/entities/widget/layout").text
+    assert 'data-section="tab_3/main"' in page and 'data-section="more/section_3"' in page
+    studio.change("/admin/entities/widget/layout", form | {"place.weight": "tab_3/main", "place.count": "more/section_3"})
+    edit = studio.admin.client.get("/r/widget/new").text
+    assert 'name="weight"' in edit.split('id="panel-tab_3"', 1)[1] and ">Logistics<" in edit
 
 
 @pytest.fixture

@@ -54,13 +54,13 @@ def world(db_url):
 
 def test_only_administrators_see_rules_and_dictionaries(world):
     kim = Visitor(world.app).sign_in("kim")
-    for path in ("/admin/rules", "/admin/rules/new", "/admin/rules/count_not_negative", "/admin/dictionaries",
-                 "/admin/dictionaries/new", "/admin/dictionaries/colour"):
+    for path in ("/admin/rules", "/admin/new-rule", "/admin/rules/count_not_negative", "/admin/dictionaries",
+                 "/admin/new-dictionary", "/admin/dictionaries/colour"):
         assert kim.client.get(path).status_code == 403, path
-    for path, data in (("/admin/rules/new", rule_form()), ("/admin/rules/test", rule_form(record_id="1")),
-                       ("/admin/dictionaries/new", {"name": "finish", "options": "matt"})):
+    for path, data in (("/admin/new-rule", rule_form()), ("/admin/test-rule", rule_form(record_id="1")),
+                       ("/admin/new-dictionary", {"name": "finish", "options": "matt"})):
         assert kim.post(path, data).status_code == 403, path
-    assert world.admin.post("/admin/rules/new", rule_form(), token=False).status_code == 403  # CSRF
+    assert world.admin.post("/admin/new-rule", rule_form(), token=False).status_code == 403  # CSRF
     assert world.layer() == ("", 0)
 
 
@@ -82,24 +82,24 @@ def test_the_list_shows_pack_rules_read_only(world):
     ("import os\n", "line 1: import is not available to rules"),
 ])
 def test_code_the_sandbox_refuses_is_shown_next_to_the_code(world, code, message):
-    page = world.post("/admin/rules/new", rule_form(code=code), 422)
+    page = world.post("/admin/new-rule", rule_form(code=code), 422)
     assert field_errors(page, "code") == [message]
     assert code.splitlines()[0] in html.unescape(page)  # the form keeps what was typed
     assert world.layer() == ("", 0)
 
 
 def test_a_rule_for_a_missing_entity_is_refused_next_to_the_entity(world):
-    page = world.post("/admin/rules/new", rule_form(entity="gizmo"), 422)
+    page = world.post("/admin/new-rule", rule_form(entity="gizmo"), 422)
     assert field_errors(page, "entity") == ["rule for entity 'gizmo', which no pack declares"]
-    page = world.post("/admin/rules/new", rule_form(kind="trigger"), 422)
+    page = world.post("/admin/new-rule", rule_form(kind="trigger"), 422)
     assert field_errors(page, "on") == ["choose when the trigger runs"]
-    page = world.post("/admin/rules/new", rule_form(name="count_not_negative"), 422)
+    page = world.post("/admin/new-rule", rule_form(name="count_not_negative"), 422)
     assert "already exists" in field_errors(page, "name")[0]
     assert world.layer() == ("", 0)
 
 
 def test_a_new_rule_applied_runs_on_real_writes(world):
-    plan = world.post("/admin/rules/new", rule_form(), 200)
+    plan = world.post("/admin/new-rule", rule_form(), 200)
     assert 'id="plan"' in plan and "no_bad_names" in plan
     assert world.layer() == ("", 0)  # nothing applied before Apply
     world.apply(plan)
@@ -128,32 +128,32 @@ def test_testing_on_a_record_shows_what_the_rule_does_and_saves_nothing(world):
     before, layer = world.snapshot(), world.layer()
     trigger = rule_form(kind="trigger", on=["update"], record_id=str(made["id"]),
                         code="record.count = record.count + count('widget')\nrecord.price = record.price * 2\n")
-    page = world.post("/admin/rules/test", trigger, 200)
+    page = world.post("/admin/test-rule", trigger, 200)
     changes = page.split('id="outcome-changes"', 1)[1].split("</ul>", 1)[0]
     assert "<code>count</code> → 6" in changes and "<code>price</code> → 21.00" in changes
     assert "record.count + count('widget')" in html.unescape(page)  # the form keeps the unsaved rule
 
     refusing = rule_form(code="if record.count > 3:\n    error('count', 'is over 3')\n", record_id=str(made["id"]))
-    page = world.post("/admin/rules/test", refusing, 200)
+    page = world.post("/admin/test-rule", refusing, 200)
     assert "refused:" in page and "is over 3" in page and 'id="outcome-refused"' in page
 
     creating = rule_form(kind="trigger", on=["create"], run_as="create", record_id=str(made["id"]),
                          code="made = create('bin', {'label_text': 'for ' + record.name})\nrecord.bin = made['id']\n")
-    page = world.post("/admin/rules/test", creating, 200)
+    page = world.post("/admin/test-rule", creating, 200)
     assert 'id="outcome-created"' in page and "for w" in page
 
     broken = rule_form(code="x = 1\nx = record.name + 1\n", record_id=str(made["id"]))
-    assert 'id="outcome-broke"' in world.post("/admin/rules/test", broken, 200)
-    page = world.post("/admin/rules/test", rule_form(code="x = (", record_id=str(made["id"])), 422)
+    assert 'id="outcome-broke"' in world.post("/admin/test-rule", broken, 200)
+    page = world.post("/admin/test-rule", rule_form(code="x = (", record_id=str(made["id"])), 422)
     assert field_errors(page, "code") == ["line 1: '(' was never closed"]
-    page = world.post("/admin/rules/test", rule_form(record_id="999"), 422)
+    page = world.post("/admin/test-rule", rule_form(record_id="999"), 422)
     assert field_errors(page, "record_id")
     assert world.snapshot() == before and world.layer() == layer  # same version, no audit entry, no bin
 
 
 def test_a_new_dictionary_is_applied_and_listed(world):
     form = {"name": "finish", "label_en": "Finish", "label_zh": "表面", "options": "matt, Matt, 哑光\ngloss, Gloss"}
-    plan = world.post("/admin/dictionaries/new", form, 200)
+    plan = world.post("/admin/new-dictionary", form, 200)
     assert world.layer() == ("", 0)
     world.apply(plan)
     listing = world.admin.client.get("/admin/dictionaries").text
@@ -167,8 +167,8 @@ def test_a_new_dictionary_is_applied_and_listed(world):
 
 
 def test_a_dictionary_named_like_a_packs_is_refused_next_to_the_name(world):
-    page = world.post("/admin/dictionaries/new", {"name": "colour", "options": "green"}, 422)
+    page = world.post("/admin/new-dictionary", {"name": "colour", "options": "green"}, 422)
     assert field_errors(page, "name") and "declared twice" in field_errors(page, "name")[0]
-    page = world.post("/admin/dictionaries/new", {"name": "finish", "options": ""}, 422)
+    page = world.post("/admin/new-dictionary", {"name": "finish", "options": ""}, 422)
     assert field_errors(page, "options") == ["give at least one option, one per line"]
     assert world.layer() == ("", 0)

@@ -42,6 +42,7 @@ class Extension:
     list_views: tuple[ListView, ...] = ()
     kanbans: tuple[Kanban, ...] = ()
     add_stages: tuple[tuple[Stage, str | None], ...] = ()  # (stage, after)
+    change_stages: dict[str, tuple[dict, Origin]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -272,6 +273,7 @@ def _extension(name: str, spec: dict, pack: str, origin: Origin) -> Extension:
                                  for r, rs in spec.get("add_record_types", {}).items())
     ext.add_stages = tuple((_stage(s, ss, origin.at("add_stages", s)), ss.get("after"))
                            for s, ss in spec.get("add_stages", {}).items())
+    ext.change_stages = {s: (ss, origin.at("change_stages", s)) for s, ss in spec.get("change_stages", {}).items()}
     return ext
 
 

@@ -46,10 +46,11 @@ def _path(*parts: str) -> str:
 
 
 def _pruned(value: Any) -> Any:
-    """`value` without the empty mappings and lists edits leave behind."""
+    """`value` without the empty mappings and lists edits leave behind (a section's empty
+    `fields` list stays: a new section starts empty)."""
     if isinstance(value, dict):
         kept = {k: _pruned(v) for k, v in value.items()}
-        return {k: v for k, v in kept.items() if v not in ({}, [], None)}
+        return {k: v for k, v in kept.items() if v not in ({}, [], None) or (k == "fields" and v == [])}
     return value
 
 
@@ -224,6 +225,12 @@ class LayerDraft:
             raise DraftError(_path("extends", entity, "add_stages", name), f"stage {name!r} is already added")
         stages[name] = spec
         return _path("extends", entity, "add_stages", name)
+
+    def change_stage(self, entity: str, name: str, changes: dict) -> str:
+        """Relabel a pack's stage, or give it another probability or required fields."""
+        stage = self._mapping("extends", entity, "change_stages", name)
+        stage.update(changes)
+        return _path("extends", entity, "change_stages", name)
 
     # -- access, rules, dictionaries -----------------------------------------------------------------
 

@@ -246,6 +246,8 @@ class _Merge:
             changes[key] = tuple(replaced.values())
         if ext.add_stages:
             changes["pipeline"] = self._add_stages(entity, ext)
+        if ext.change_stages:
+            changes["pipeline"] = self._change_stages(changes.get("pipeline", entity.pipeline), entity, ext)
         return dataclasses.replace(entity, **changes)
 
     def _add_record_types(self, entity: Entity, ext: Extension) -> tuple:
@@ -277,6 +279,28 @@ class _Merge:
                 continue
             stages.insert(names.index(after) + 1 if after else len(stages), stage)
         return dataclasses.replace(entity.pipeline, stages=tuple(stages))
+
+    def _change_stages(self, pipeline, entity: Entity, ext: Extension):
+        """A pack's stages relabelled, or given another probability, forecast or required fields."""
+        if pipeline is None:
+            self.problems.append(_problem("PACK-E027", ext.origin.at("change_stages"),
+                                          f"{entity.name!r} has no pipeline whose stages could change"))
+            return None
+        stages = {s.name: s for s in pipeline.stages}
+        for name, (change, origin) in ext.change_stages.items():
+            if name not in stages:
+                self.problems.append(_problem("PACK-E026", origin, f"{entity.name!r} has no stage {name!r} to change"))
+                continue
+            for key, value in change.items():
+                self.ledger.claim(("stage", entity.name, name, key), f"{key!r} of stage {entity.name}.{name}",
+                                  ext.pack, origin.at(key), value)
+            values = {k: change[k] for k in ("probability", "forecast_category") if k in change}
+            if "label" in change:
+                values["label"] = Label.of(change["label"], name)
+            if "required_fields" in change:
+                values["required_fields"] = tuple(change["required_fields"])
+            stages[name] = dataclasses.replace(stages[name], **values)
+        return dataclasses.replace(pipeline, stages=tuple(stages.values()))
 
     def metadata(self) -> Metadata:
         dictionaries = self.named["dictionaries"]

@@ -11,6 +11,8 @@ kanban, 阶段 stage, 权限 permission, 角色 role, 团队 team, 规则 rule, 
 from __future__ import annotations
 
 STUDIO_ZH = {
+    "New tab": "新建标签页",
+    "A field of type stage of this name is added with the pipeline.": "将随阶段流程一起添加一个该名称的阶段字段。",
     "Show the role": "查看角色",
     # the studio's menu, the home page, what every form says
     "Entities": "实体",
@@ -102,9 +104,8 @@ STUDIO_ZH = {
     "Sum in each lane": "各泳道汇总",
     "Fields on a card": "卡片上的字段",
     "This pipeline comes from the pack": "此阶段流程来自业务包",
-    "its stages stay as they are; new stages go after the row above them.": "已有阶段保持不变；新阶段排在其上一行的阶段之后。",
+    "its stages keep their names, order and outcomes, and take new labels, probabilities and required fields; new stages go after the row above them.": "已有阶段的名称、顺序和结果不变，可修改显示名称、赢率和必填字段；新阶段排在其上一行的阶段之后。",
     "Stage field": "阶段字段",
-    "Add a field of type stage first.": "请先添加一个阶段类型的字段。",
     "Position": "顺序",
     "Outcome": "结果",
     "Required fields": "必填字段",

@@ -148,6 +148,7 @@ def _entity_paths(entity: Entity, values: EntityValues) -> dict:
         "count": {"type": "integer"}}}
     item = [{"$ref": "#/components/parameters/id"}]
     tag = [name]
+    written = one | {"links": _record_links(name)}
     create = {"$ref": f"#/components/schemas/{name}_create"}
     change = {"$ref": f"#/components/schemas/{name}_update"}
     equality = [{"name": f, "in": "query", "required": False, "schema": {"type": "string"},
@@ -160,7 +161,7 @@ def _entity_paths(entity: Entity, values: EntityValues) -> dict:
                                    ("filter", "sort", "fields", "expand", "limit", "after", "count")] + equality,
                     "responses": _responses({"200": _content("A page of records", page)})},
             "post": {"operationId": f"create_{name}", "tags": tag, "summary": f"Create a {entity.label.en}",
-                     "requestBody": _json_body(create), "responses": _responses({"201": one}, "409")},
+                     "requestBody": _json_body(create), "responses": _responses({"201": written}, "409")},
         },
         f"/api/v1/{name}/bulk": {
             "post": {"operationId": f"bulk_{name}", "tags": tag,
@@ -223,13 +224,15 @@ def _entity_paths(entity: Entity, values: EntityValues) -> dict:
             "parameters": item,
             "get": {"operationId": f"get_{name}", "tags": tag, "summary": f"Read a {entity.label.en}",
                     "parameters": [{"$ref": "#/components/parameters/expand"}],
-                    "responses": _responses({"200": one})},
+                    "responses": _responses({"200": written})},
             "patch": {"operationId": f"update_{name}", "tags": tag, "summary": f"Change a {entity.label.en}",
                       "parameters": [{"$ref": "#/components/parameters/if_match"}],
-                      "requestBody": _json_body(change), "responses": _responses({"200": one}, "409", "428")},
+                      "requestBody": _json_body(change), "responses": _responses({"200": written}, "409", "428")},
             "delete": {"operationId": f"delete_{name}", "tags": tag, "summary": "Delete (restorable)",
                        "parameters": [{"$ref": "#/components/parameters/if_match"}],
-                       "responses": _responses({"204": {"description": "Deleted"}}, "409")},
+                       "responses": _responses({"204": {"description": "Deleted", "links": {
+                           "RestoreRecord": {"operationId": f"restore_{name}",
+                                             "parameters": {"id": "$request.path.id"}}}}}, "409")},
         },
         f"/api/v1/{name}/{{id}}/restore": {
             "parameters": item,
@@ -295,6 +298,17 @@ def _link_paths(entity: Entity, relation: Relation, other: str) -> dict:
 def _filterable(values: EntityValues) -> list[str]:
     return [f.name for f in values.fields.values()
             if f.value_type not in UNSORTABLE and f.has_column]
+
+
+def _record_links(name: str) -> dict:
+    """What a client can do next with a record it was given (OpenAPI links: the record's id,
+    and its ETag as the If-Match of a change)."""
+    by_id = {"id": "$response.body#/id"}
+    versioned = by_id | {"header.If-Match": "$response.header.ETag"}
+    return {"GetRecord": {"operationId": f"get_{name}", "parameters": by_id},
+            "UpdateRecord": {"operationId": f"update_{name}", "parameters": versioned},
+            "DeleteRecord": {"operationId": f"delete_{name}", "parameters": versioned},
+            "RecordHistory": {"operationId": f"history_{name}", "parameters": by_id}}
 
 
 def _content(description: str, schema: dict) -> dict:

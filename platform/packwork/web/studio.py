@@ -76,15 +76,20 @@ def studio_page(template: str, page: Page, status: int = 200, **context) -> Resp
 def problems_by_input(problems, path: str, inputs: dict[str, str]) -> Errors:
     """The resolver's problems as form errors: a problem at the edit's own `path` is about the
     name input; one below it goes to the input `inputs` names for its next key (`formula`,
-    `entity`...); anything else is about the form as a whole, with its path to find it."""
+    `entity`...); anything else is about the form as a whole, with its path to find it. An edit
+    of `$.extends.E` is also about `$.entities.E`: the checks of the extended entity say so."""
+    paths = [path] + (["$.entities." + path.removeprefix("$.extends.")] if path.startswith("$.extends.") else [])
     errors: Errors = {}
     for problem in problems:
         key = FORM
-        if problem.path == path:
-            key = inputs.get("", FORM)
-        elif problem.path.startswith(path + ".") or problem.path.startswith(path + "["):
-            below = problem.path[len(path) + 1:].split(".")[0].split("[")[0]
-            key = inputs.get(below, FORM)
+        for edited in paths:
+            if problem.path == edited:
+                key = inputs.get("", FORM)
+            elif problem.path.startswith((edited + ".", edited + "[")):
+                below = problem.path[len(edited) + 1:].split(".")[0].split("[")[0]
+                key = inputs.get(below, FORM)
+            if key != FORM:
+                break
         message = problem.message if key != FORM else f"{problem.path.removeprefix('$.')}: {problem.message}"
         errors.setdefault(key, []).append(message)
     return errors

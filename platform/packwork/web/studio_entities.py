@@ -46,7 +46,7 @@ def new_entity_spec(form) -> dict:
     return spec
 
 
-@blueprint.route("/entities/new", methods=["GET", "POST"])
+@blueprint.route("/new-entity", methods=["GET", "POST"])
 def new_entity() -> Response:
     with administrator() as page:
         values = dict(request.form)
@@ -131,7 +131,7 @@ def _field_context(metadata: Metadata, entity: Entity, values: dict, errors: Err
             "targets": sorted(metadata.entities)}
 
 
-@blueprint.route("/entities/<name>/fields/new", methods=["GET", "POST"])
+@blueprint.route("/entities/<name>/new-field", methods=["GET", "POST"])
 def new_field(name: str) -> Response:
     with administrator() as page:
         metadata = page.ctx.catalog.metadata

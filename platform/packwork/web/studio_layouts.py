@@ -14,7 +14,7 @@ from typing import Any
 from flask import Response, request, url_for
 
 from packwork.metadata.layer_edits import LayerDraft
-from packwork.metadata.model import Entity, Label, Layout, Section, Tab
+from packwork.metadata.model import Entity, Label, Layout, Section, Stage, Tab
 from packwork.web.present import default_columns, layout_for, sort_text
 from packwork.web.studio import Errors, administrator, blueprint, draft_of, entity_of, propose, studio_html, studio_page
 from packwork.web.studio_forms import label_inputs, label_value, names_list, whole
@@ -57,7 +57,8 @@ def placed(layout: Layout, moves: Mapping[str, str]) -> Layout:
 def arranged(layout: Layout, form: Mapping[str, str], names: list[str]) -> tuple[Layout, Errors]:
     """The layout the editor's form describes: each field of `names` in the section its
     `place.FIELD` select names, ordered by `order.FIELD`; section labels and columns changed;
-    a new section (`new_section_en`, in tab `new_section_tab`) if one was asked for."""
+    a new section (`new_section_en`, in tab `new_section_tab`) and a new tab (`new_tab_en`)
+    if they were asked for."""
     errors: Errors = {}
     keys = section_keys(layout)
     new_label = label_value(form, "new_section")
@@ -91,6 +92,10 @@ def arranged(layout: Layout, form: Mapping[str, str], names: list[str]) -> tuple
             sections.append(Section(name, Label.of(new_label, name), 2,
                                     tuple(n for _, _, n in sorted(chosen[keys[-1]]))))
         tabs.append(Tab(tab.name, tab.label, tuple(sections)))
+    if (tab_label := label_value(form, "new_tab")) is not None:  # a new tab starts with one empty section
+        names = {tab.name for tab in layout.tabs}
+        name = next(f"tab_{n}" for n in range(len(names) + 1, len(names) + 100) if f"tab_{n}" not in names)
+        tabs.append(Tab(name, Label.of(tab_label, name), (Section("main", Label.of(tab_label, "main"), 2, ()),)))
     return Layout(layout.name, tuple(tabs), layout.record_type), errors
 
 
@@ -206,6 +211,19 @@ def stage_rows(form: Mapping[str, str], count: int) -> tuple[list[tuple[int, str
     return sorted(rows, key=lambda row: row[0]), errors
 
 
+def stage_changes(stage: Stage, spec: dict) -> dict:
+    """What the editor's row changes of a pack's stage (its name, place and outcome stay)."""
+    label = spec["label"] if isinstance(spec["label"], dict) else {"en": spec["label"], "zh": spec["label"]}
+    changes: dict[str, Any] = {}
+    if Label.of(label, stage.name) != stage.label:
+        changes["label"] = label
+    if spec["probability"] != stage.probability:
+        changes["probability"] = spec["probability"]
+    if tuple(spec.get("required_fields", ())) != stage.required_fields:
+        changes["required_fields"] = list(spec.get("required_fields", ()))
+    return changes
+
+
 def _stage_inputs(entity: Entity) -> dict:
     values: dict[str, Any] = {"field": entity.pipeline.field if entity.pipeline else ""}
     for n, stage in enumerate(entity.pipeline.stages if entity.pipeline else ()):
@@ -219,7 +237,9 @@ def _stage_inputs(entity: Entity) -> dict:
 @blueprint.route("/entities/<name>/pipeline", methods=["GET", "POST"])
 def pipeline(name: str) -> Response:
     """The stages of a pipeline the layer owns (add, reorder, rename, probability, required
-    fields); a pack's pipeline takes new stages, each after a stage it names."""
+    fields); a pack's pipeline takes new stages, each after the row above it, and its own
+    stages change label, probability and required fields (their names, order and outcomes
+    are the pack's)."""
     with administrator() as page:
         entity = entity_of(page, name)
         owned = draft_of(page).owns(name)
@@ -238,18 +258,23 @@ def pipeline(name: str) -> Response:
         if errors:
             return studio_page("admin/pipeline.html", page, 422, **context(errors))
         if owned:
-            spec = {"field": values.get("field", ""), "stages": {stage: s for _, stage, s in rows}}
+            field = values.get("field", "").strip() or "stage"
+            spec = {"field": field, "stages": {stage: s for _, stage, s in rows}}
 
             def edit(draft: LayerDraft) -> str:
+                if entity.field(field) is None:  # a stage field needs its pipeline: both at once
+                    draft.add_field(name, field, {"type": "stage", "label": {"en": "Stage", "zh": "阶段"}})
                 return draft.set_pipeline(name, spec)
         else:
-            current = {s.name for s in entity.pipeline.stages} if entity.pipeline else set()
+            current = {s.name: s for s in entity.pipeline.stages} if entity.pipeline else {}
 
             def edit(draft: LayerDraft) -> str:
                 path, previous = "$", None
                 for _, stage, s in rows:  # a new stage goes after the row above it
                     if stage not in current:
                         path = draft.add_stage(name, stage, s | ({"after": previous} if previous else {}))
+                    elif changes := stage_changes(current[stage], s):
+                        path = draft.change_stage(name, stage, changes)
                     previous = stage
                 return path
         return propose(page, edit, lambda errors: studio_html("admin/pipeline.html", page, **context(errors)),

@@ -181,7 +181,7 @@ def _propose_rule(page: Page, editing: str | None, values: dict) -> Response:
                    url_for("studio.rule", name=name), RULE_INPUTS)
 
 
-@blueprint.route("/rules/new", methods=["GET", "POST"])
+@blueprint.route("/new-rule", methods=["GET", "POST"])
 def new_rule() -> Response:
     with administrator() as page:
         if request.method == "GET":
@@ -209,7 +209,7 @@ def rule(name: str) -> Response:
         return _propose_rule(page, name, _form_values())
 
 
-@blueprint.post("/rules/test")
+@blueprint.post("/test-rule")
 def test_rule() -> Response:
     """Run the editor's rule, unsaved, on one stored record, and show what it did."""
     with administrator() as page:
@@ -307,7 +307,7 @@ def _propose_dictionary(page: Page, editing: str | None, values: dict) -> Respon
                    url_for("studio.dictionary", name=name), DICTIONARY_INPUTS)
 
 
-@blueprint.route("/dictionaries/new", methods=["GET", "POST"])
+@blueprint.route("/new-dictionary", methods=["GET", "POST"])
 def new_dictionary() -> Response:
     with administrator() as page:
         if request.method == "GET":
