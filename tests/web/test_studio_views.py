@@ -50,6 +50,8 @@ def test_an_entity_is_relabelled_retitled_and_hidden_then_shown(world):
     assert ">Gadgets<" in kim.client.get("/").text
     world.change("/admin/entities/widget", settings | {"hidden": "1"})
     assert ">Gadgets<" not in kim.client.get("/").text  # off the menu
+    unchanged = world.admin.post("/admin/entities/widget", settings | {"hidden": "1"})
+    assert 'id="plan-empty"' in unchanged.text  # saving the settings as they are changes nothing
     world.change("/admin/entities/widget", settings)
     assert ">Gadgets<" in kim.client.get("/").text
     errors = field_errors(world.refused("/admin/entities/widget", settings | {"title_field": "nothing"}),

@@ -81,13 +81,22 @@ def entity(name: str) -> Response:
                    "icon": values.get("icon", "").strip() or None,
                    "title_field": values.get("title_field") or None,
                    "search_fields": names_list(values.get("search_fields", "")) or None,
-                   "hidden": bool(values.get("hidden")) if bool(values.get("hidden")) != entity.hidden else None}
+                   "hidden": _hidden_key(entity, draft, bool(values.get("hidden")))}
         if not draft.owns(name):  # an extension sets only what differs from the pack's entity
             current = _entity_inputs(entity)
             changes = {k: v for k, v in changes.items()
                        if k == "hidden" or _changed(k, v, current, values)}
         return propose(page, lambda d: d.set_entity(name, changes), redraw,
                        url_for("studio.entity", name=name), ENTITY_INPUTS)
+
+
+def _hidden_key(entity: Entity, draft: LayerDraft, hide: bool) -> bool | None:
+    """The layer's `hidden` for the entity: True to hide it, False to show one a pack hides,
+    None (no key) to leave it to the packs."""
+    if hide:
+        return True
+    hidden_by_layer = draft.entity_spec(entity.name)[0].get("hidden") is True
+    return False if entity.hidden and not hidden_by_layer else None
 
 
 def _changed(key: str, value: Any, current: dict, values: dict) -> bool:
