@@ -110,8 +110,14 @@ def propose(page: Page, edit: Callable[[LayerDraft], str], redraw: Redraw, back:
 def plan_page(page: Page, before: str, after: str, back: str, redraw: Redraw | None = None,
               path: str = "$", inputs: dict[str, str] | None = None,
               restores: int | None = None) -> Response:
-    """The plan of making `after` the layer, or the refusal of it (on the form, if there is one)."""
+    """The plan of making `after` the layer, or the refusal of it (on the form, if there is one).
+    `before` is the layer text `after` was made from: the plan carries the metadata version
+    read before checking that `before` is still in force, so Apply can tell if anything was
+    applied since."""
     engine = services(current_app).engine
+    base = packstore.current_version_id(page.ctx.conn)
+    if admin_layer.current_layer(page.ctx.conn).text != before:
+        return studio_page("admin/stale.html", page, 409, back=local_path(back, url_for("studio.home")))
     try:
         plan = admin_layer.plan_layer(engine, after)
     except REFUSALS as exc:
@@ -122,7 +128,6 @@ def plan_page(page: Page, before: str, after: str, back: str, redraw: Redraw | N
         return _refused(redraw, errors)
     diff = "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True),
                                         "layer in force", "layer after this change"))
-    base = packstore.current_version_id(page.ctx.conn)
     return studio_page("admin/plan.html", page, plan=plan, plan_text=plan.render(), diff=diff,
                        text=after, base=base, back=local_path(back, url_for("studio.home")), restores=restores)
 
