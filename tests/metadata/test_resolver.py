@@ -95,6 +95,37 @@ def test_extension_changes_a_stage_but_not_its_name_or_place():
         "vertical/x.yaml:5: $.extends.thing.change_stages.gone: 'thing' has no stage 'gone' to change [PACK-E026]"]
 
 
+TONES = """
+dictionaries:
+  tone: {options: [{value: warm}, {value: cold}]}
+entities:
+  toned:
+    label: Toned
+    fields:
+      tone: {type: choice, dictionary: tone}
+"""
+MORE_TONES = """
+extend_dictionaries:
+  tone:
+    add_options: [{value: mild, label: {en: Mild, zh: 温和}}]
+"""
+
+
+def test_a_pack_adds_options_to_a_dictionary_it_depends_on():
+    metadata = resolve(source("base", {"e.yaml": TONES}), source("v", {"x.yaml": MORE_TONES}, depends=("base",)))
+    assert [c.value for c in metadata.dictionaries["tone"].choices] == ["warm", "cold", "mild"]
+    assert [c.label.zh for c in metadata.entity("toned").field("tone").choices] == ["Warm", "Cold", "温和"]
+    with pytest.raises(PackError) as error:
+        resolve(source("base", {"e.yaml": TONES}), source("v", {"x.yaml": MORE_TONES.replace("mild", "warm")},
+                                                          depends=("base",)))
+    assert [p.format() for p in error.value.problems] == [
+        "v/x.yaml:4: $.extend_dictionaries.tone.add_options[0]: dictionary 'tone' already has the option "
+        "'warm' [PACK-E025]"]
+    with pytest.raises(PackError) as error:
+        resolve(source("base", {"e.yaml": TONES}), source("stray", {"x.yaml": MORE_TONES}))
+    assert "no pack that 'stray' depends on declares [PACK-E024]" in error.value.problems[0].format()
+
+
 def test_extension_needs_a_dependency_on_the_declaring_pack():
     with pytest.raises(PackError) as error:
         resolve(source("base", {"e.yaml": BASE}), source("stray", {"x.yaml": EXTENSION}))

@@ -172,3 +172,14 @@ def test_a_dictionary_named_like_a_packs_is_refused_next_to_the_name(world):
     page = world.post("/admin/new-dictionary", {"name": "finish", "options": ""}, 422)
     assert field_errors(page, "options") == ["give at least one option, one per line"]
     assert world.layer() == ("", 0)
+
+
+def test_a_packs_dictionary_takes_more_options_and_keeps_its_own(world):
+    refused = world.post("/admin/dictionaries/colour", {"options": "red, Scarlet"}, 422)
+    assert "already has the option 'red'" in " ".join(field_errors(refused, "options"))
+    assert world.layer() == ("", 0)
+    world.apply(world.post("/admin/dictionaries/colour", {"options": "green, Green, 绿"}, 200))
+    widget = world.widget(colour="green")
+    assert widget["colour"] == "green"
+    page = world.admin.client.get("/admin/dictionaries/colour").text
+    assert [v for v in ("red", "blue", "green") if f"<code>{v}</code>" in page] == ["red", "blue", "green"]

@@ -52,6 +52,7 @@ class PackContent:
     entities: list[Entity] = field(default_factory=list)
     extensions: list[Extension] = field(default_factory=list)
     dictionaries: list[Dictionary] = field(default_factory=list)
+    dictionary_options: list[Dictionary] = field(default_factory=list)  # extend_dictionaries: the options added
     relations: list[Relation] = field(default_factory=list)
     roles: list[Role] = field(default_factory=list)
     grants: list[Grant] = field(default_factory=list)
@@ -146,6 +147,9 @@ def _build_document(doc: Document, pack: PackContent) -> None:
         origin = at("dictionaries", name)
         pack.dictionaries.append(Dictionary(name, Label.of(spec.get("label"), name),
                                             _choices(spec["options"]), origin))
+    for name, spec in data.get("extend_dictionaries", {}).items():
+        origin = at("extend_dictionaries", name)
+        pack.dictionary_options.append(Dictionary(name, Label.of(None, name), _choices(spec["add_options"]), origin))
     for name, spec in data.get("entities", {}).items():
         pack.entities.append(_entity(name, spec, pack.info.name, at("entities", name)))
     for name, spec in data.get("extends", {}).items():

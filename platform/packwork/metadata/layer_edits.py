@@ -257,5 +257,14 @@ class LayerDraft:
             items[name] = spec
         return _path(kind, name)
 
+    def add_options(self, dictionary: str, options: list[dict]) -> str:
+        """More options for a pack's dictionary (the layer's own are replaced with set_named)."""
+        added = self._mapping("extend_dictionaries", dictionary).setdefault("add_options", [])
+        added.extend(options)
+        return _path("extend_dictionaries", dictionary, "add_options")
+
+    def added_options(self, dictionary: str) -> list[dict]:
+        return list(((self.data.get("extend_dictionaries") or {}).get(dictionary) or {}).get("add_options") or [])
+
     def named(self, kind: str) -> dict:
         return dict(self.data.get(kind) or {})

@@ -16,7 +16,7 @@ from packwork.metadata.report_checks import check_reports
 from packwork.metadata.fieldtypes import FieldTypes, builtin_field_types
 from packwork.metadata.loader import MANIFEST, PackSource, parse_document
 from packwork.metadata.model import (
-    Choice, Entity, Field, Label, Metadata, Origin,
+    Choice, Dictionary, Entity, Field, Label, Metadata, Origin,
 )
 from packwork.metadata.problems import Problem, json_path
 from packwork.metadata.schema import schema_problems
@@ -136,6 +136,7 @@ class _Merge:
         self.named: dict[str, dict] = {k: {} for k in ("dictionaries", "relations", "roles", "groups", "settings",
                                                        "reports", "dashboards", "migrations")}
         self.grants, self.rules = [], []
+        self.dictionary_packs: dict[str, str] = {}  # dictionary -> the pack that declares it
         for pack in packs:
             self._add_pack(pack)
 
@@ -160,10 +161,29 @@ class _Merge:
                                   ("migrations", "migration", pack.migrations)):
             for item in items:
                 self._add_unique(self.named[kind], noun, item)
+        for name in (d.name for d in pack.dictionaries):
+            self.dictionary_packs.setdefault(name, pack.info.name)
+        for added in pack.dictionary_options:
+            self._add_options(pack.info.name, added)
         for extension in pack.extensions:
             self._extend(extension)
         self.grants += pack.grants
         self._add_rules(pack.rules)
+
+    def _add_options(self, pack: str, added: Dictionary) -> None:
+        """More options for a dictionary a pack `pack` depends on declares, after its own."""
+        dictionary = self.named["dictionaries"].get(added.name)
+        if dictionary is None or self.dictionary_packs.get(added.name) not in self.closure[pack]:
+            self.problems.append(_problem("PACK-E024", added.origin, f"extends dictionary {added.name!r}, which no "
+                                          f"pack that {pack!r} depends on declares"))
+            return
+        values = {c.value for c in dictionary.choices}
+        for index, choice in enumerate(added.choices):
+            if choice.value in values:
+                self.problems.append(_problem("PACK-E025", added.origin.at("add_options", index),
+                                              f"dictionary {added.name!r} already has the option {choice.value!r}"))
+        kept = tuple(c for c in added.choices if c.value not in values)
+        self.named["dictionaries"][added.name] = dataclasses.replace(dictionary, choices=dictionary.choices + kept)
 
     def _add_rules(self, rules) -> None:
         """An entity's actions and rule tests find a rule by its name: one name, one rule."""

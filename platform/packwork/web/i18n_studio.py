@@ -11,6 +11,8 @@ kanban, 阶段 stage, 权限 permission, 角色 role, 团队 team, 规则 rule, 
 from __future__ import annotations
 
 STUDIO_ZH = {
+    "This dictionary comes from a pack: its options stay as they are, and more can be added after them.": "该数据字典来自业务包：已有选项保持不变，可在其后添加新选项。",
+    "Add options": "添加选项",
     "New tab": "新建标签页",
     "A field of type stage of this name is added with the pipeline.": "将随阶段流程一起添加一个该名称的阶段字段。",
     "Show the role": "查看角色",
@@ -232,7 +234,6 @@ STUDIO_ZH = {
     "Dictionary": "数据字典",
     "Options": "选项",
     "No dictionaries yet.": "还没有数据字典。",
-    "This dictionary comes from a pack, so it is shown read-only.": "此数据字典来自业务包，因此只读显示。",
     "Value": "值",
     "One per line: value, English label, 中文标签": "每行一个：值, 英文名称, 中文名称",
     "Remove this dictionary": "移除此数据字典",

@@ -83,9 +83,9 @@ def problems_by_input(problems, path: str, inputs: dict[str, str]) -> Errors:
     for problem in problems:
         key = FORM
         for edited in paths:
-            if problem.path == edited:
+            if problem.path == edited or problem.path.startswith(edited + "["):  # an item of what was edited
                 key = inputs.get("", FORM)
-            elif problem.path.startswith((edited + ".", edited + "[")):
+            elif problem.path.startswith(edited + "."):
                 below = problem.path[len(edited) + 1:].split(".")[0].split("[")[0]
                 key = inputs.get(below, FORM)
             if key != FORM:

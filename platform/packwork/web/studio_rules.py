@@ -15,7 +15,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from flask import Response, request, url_for
+from flask import Response, current_app, request, url_for
 
 from packwork.errors import Conflict, NotFound, PackworkError, RequestError
 from packwork.metadata.model import Action, Entity, Field, Label, Origin, Rule
@@ -307,6 +307,19 @@ def _propose_dictionary(page: Page, editing: str | None, values: dict) -> Respon
                    url_for("studio.dictionary", name=name), DICTIONARY_INPUTS)
 
 
+def _propose_options(page: Page, dictionary, values: dict) -> Response:
+    """The plan of adding the form's options to a pack's dictionary (its own stay as they are)."""
+    def redraw(found: Errors) -> str:
+        return studio_html("admin/dictionary.html", page, **_dictionary_context(values, found, None, dictionary))
+
+    options, problems = parse_options(values.get("options", ""))
+    if problems or not options:
+        return current_app.make_response(
+            (redraw({"options": problems or ["give at least one option, one per line"]}), 422))
+    return propose(page, lambda d: d.add_options(dictionary.name, options), redraw,
+                   url_for("studio.dictionary", name=dictionary.name), {"": "options", "add_options": "options"})
+
+
 @blueprint.route("/new-dictionary", methods=["GET", "POST"])
 def new_dictionary() -> Response:
     with administrator() as page:
@@ -326,8 +339,7 @@ def dictionary(name: str) -> Response:
             raise NotFound(f"there is no dictionary {name!r}")
         if spec is None:
             if request.method == "POST":
-                raise Conflict(f"dictionary {name!r} comes from a pack ({found.origin.file}): only the admin "
-                               "layer's dictionaries can be changed here")
+                return _propose_options(page, found, dict(request.form))
             return studio_page("admin/dictionary.html", page, **_dictionary_context({}, {}, None, found))
         if request.method == "POST":
             return _propose_dictionary(page, name, dict(request.form))
