@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from flask import current_app, g, request
+from flask import Response, current_app, g, redirect, request
 from markupsafe import Markup
 
 from packwork.errors import BadRequest, PermissionDenied, QueryTimeout, Unauthorized
@@ -149,6 +149,15 @@ def render_block(template_name: str, block: str | None, **context) -> str:
     if block is None or not is_htmx():
         return template.render(context)
     return "".join(template.blocks[block](template.new_context(context)))
+
+
+def see_other(location: str) -> Response:
+    """The redirect after a write (303); for htmx, the header that makes it follow."""
+    if is_htmx():
+        response = current_app.make_response(("", 204))
+        response.headers["HX-Redirect"] = location
+        return response
+    return redirect(location, 303)
 
 
 def csrf_field() -> Markup:

@@ -14,8 +14,8 @@ from werkzeug.wrappers import Response
 from packwork.errors import BadRequest, Conflict, NotFound, PermissionDenied, PreconditionRequired, \
     RuleFailed, ValidationError
 from packwork.runtime import records
-from packwork.web.pages import form_version, signed_in
-from packwork.web.record_pages import _detail, _go, widgets
+from packwork.web.pages import form_version, see_other, signed_in
+from packwork.web.record_pages import detail_page, widgets
 from packwork.web.ui import blueprint
 
 REFUSALS = (BadRequest, ValidationError, Conflict, PermissionDenied, PreconditionRequired, RuleFailed)
@@ -42,7 +42,7 @@ def run_action(name: str, record_id: int, action: str) -> Response:
         inputs, errors = widgets().parse(list(rule.action.inputs), request.form, page.session.time_zone)
         typed = request.form.to_dict()
         if errors:
-            return _detail(page, name, record_id, status=422,
+            return detail_page(page, name, record_id, status=422,
                            action_refused=ActionRefusal(action, "Some values are not valid.", errors, typed))
         try:
             with page.ctx.conn.begin_nested():
@@ -50,6 +50,6 @@ def run_action(name: str, record_id: int, action: str) -> Response:
         except REFUSALS as exc:
             stale = isinstance(exc, Conflict) and "version" in exc.errors
             message = "This record was changed by someone else since you opened it." if stale else exc.detail
-            return _detail(page, name, record_id, status=exc.status,
+            return detail_page(page, name, record_id, status=exc.status,
                            action_refused=ActionRefusal(action, message, {} if stale else exc.errors, typed))
-    return _go(url_for("ui.detail", name=name, record_id=record_id))
+    return see_other(url_for("ui.detail", name=name, record_id=record_id))

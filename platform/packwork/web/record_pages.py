@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from flask import current_app, redirect, request, url_for
+from flask import current_app, request, url_for
 from werkzeug.wrappers import Response
 
 from packwork.errors import BadRequest, Conflict, NotFound, PermissionDenied, RequestError, ValidationError
@@ -16,7 +16,7 @@ from packwork.metadata.model import Entity, Field, Layout, Relation
 from packwork.runtime import records, users
 from packwork.runtime.listing import ListQuery
 from packwork.runtime.records.relations import end_for, shape_of
-from packwork.web.pages import Page, form_version, is_htmx, render_block, signed_in, whole_number
+from packwork.web.pages import Page, form_version, render_block, see_other, signed_in, whole_number
 from packwork.web.present import Column, default_columns, layout_for, references_to
 from packwork.web.ui import user_ids, blueprint, presenter, quick_filter
 from packwork.web.widgets import Widgets
@@ -100,22 +100,13 @@ def create(name: str) -> Response:
                 saved = records.create_record(page.ctx, name, body)
         except (ValidationError, Conflict, PermissionDenied) as exc:
             return _form(page, entity, typed, None, exc.errors, exc.detail, exc.status)
-    return _go(url_for("ui.detail", name=name, record_id=saved["id"]))
-
-
-def _go(location: str) -> Response:
-    """A redirect after a write; for htmx, the header that makes it follow."""
-    if is_htmx():
-        response = current_app.make_response(("", 204))
-        response.headers["HX-Redirect"] = location
-        return response
-    return redirect(location, 303)
+    return see_other(url_for("ui.detail", name=name, record_id=saved["id"]))
 
 
 @blueprint.get("/r/<name>/<int:record_id>")
 def detail(name: str, record_id: int) -> Response:
     with signed_in() as page:
-        return _detail(page, name, record_id)
+        return detail_page(page, name, record_id)
 
 
 @dataclass(frozen=True)
@@ -128,7 +119,7 @@ class LinkRefusal:
     form: Mapping[str, str] = field(default_factory=dict)
 
 
-def _detail(page: Page, name: str, record_id: int, refused: LinkRefusal | None = None,
+def detail_page(page: Page, name: str, record_id: int, refused: LinkRefusal | None = None,
             status: int = 200, action_refused=None) -> Response:
     """The detail page; `refused` a link and `action_refused` (record_actions.ActionRefusal)
     an action the person just tried, shown with their messages."""
@@ -276,18 +267,18 @@ def add_link(name: str, record_id: int, relation: str) -> Response:
             try:
                 with page.ctx.conn.begin_nested():
                     records.link(page.ctx, name, record_id, relation, {"id": other_id} | body)
-                return _go(url_for("ui.detail", name=name, record_id=record_id, tab="related"))
+                return see_other(url_for("ui.detail", name=name, record_id=record_id, tab="related"))
             except (BadRequest, ValidationError, Conflict, PermissionDenied, NotFound) as exc:
                 message, status = exc.detail, exc.status
                 errors = dict(exc.errors) or {"id": [exc.detail]}
-        return _detail(page, name, record_id, LinkRefusal(relation, message, errors, request.form.to_dict()), status)
+        return detail_page(page, name, record_id, LinkRefusal(relation, message, errors, request.form.to_dict()), status)
 
 
 @blueprint.post("/r/<name>/<int:record_id>/links/<relation>/<int:link_id>/delete")
 def remove_link(name: str, record_id: int, relation: str, link_id: int) -> Response:
     with signed_in(write=True) as page:
         records.unlink(page.ctx, name, record_id, relation, link_id)
-    return _go(url_for("ui.detail", name=name, record_id=record_id, tab="related"))
+    return see_other(url_for("ui.detail", name=name, record_id=record_id, tab="related"))
 
 
 @blueprint.get("/r/<name>/<int:record_id>/edit")
@@ -318,14 +309,14 @@ def update(name: str, record_id: int) -> Response:
             return _form(page, entity, typed, record_id, {} if stale else exc.errors, message, 409, conflict=stale)
         except (ValidationError, PermissionDenied) as exc:
             return _form(page, entity, typed, record_id, exc.errors, exc.detail, exc.status)
-    return _go(url_for("ui.detail", name=name, record_id=record_id))
+    return see_other(url_for("ui.detail", name=name, record_id=record_id))
 
 
 @blueprint.post("/r/<name>/<int:record_id>/delete")
 def delete(name: str, record_id: int) -> Response:
     with signed_in(write=True) as page:
         records.delete_record(page.ctx, name, record_id, form_version())
-    return _go(url_for("ui.list_page", name=name, deleted=1))
+    return see_other(url_for("ui.list_page", name=name, deleted=1))
 
 
 @blueprint.get("/r/<name>/lookup")

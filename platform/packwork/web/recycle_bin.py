@@ -20,9 +20,8 @@ from packwork.errors import BadRequest, Conflict, NotFound, PermissionDenied, Qu
 from packwork.metadata.model import Entity
 from packwork.runtime import records
 from packwork.runtime.listing import ListQuery
-from packwork.web.pages import Page, render_block, signed_in, stoppable, text, whole_number
+from packwork.web.pages import Page, render_block, see_other, signed_in, stoppable, text, whole_number
 from packwork.web.present import default_columns
-from packwork.web.record_pages import _go
 from packwork.web.ui import PAGE_SIZE, blueprint, presenter, quick_filter, user_ids
 
 RESTORE_REFUSALS = (Conflict, NotFound, PermissionDenied)
@@ -51,7 +50,7 @@ def restore(name: str, record_id: int) -> Response:
                 records.restore_record(page.ctx, name, record_id)
         except RESTORE_REFUSALS as exc:
             return _bin(page, name, RestoreRefusal(record_id, exc.detail, exc.errors), exc.status)
-    return _go(url_for("ui.recycle_bin", name=name, restored=record_id))
+    return see_other(url_for("ui.recycle_bin", name=name, restored=record_id))
 
 
 def _bin(page: Page, name: str, refused: RestoreRefusal | None = None, status: int = 200) -> Response:
