@@ -166,7 +166,7 @@ def _build_document(doc: Document, pack: PackContent) -> None:
         for entity, spec in entities.items():
             pack.grants.append(_grant(role, entity, spec, at("permissions", role, entity)))
     for name, spec in data.get("rules", {}).items():
-        pack.rules.append(_rule(name, spec, at("rules", name)))
+        pack.rules.append(rule_from_spec(name, spec, at("rules", name)))
     for name, spec in data.get("migrations", {}).items():
         pack.migrations.append(_migration(name, spec, pack.info, at("migrations", name)))
     for name, spec in data.get("reports", {}).items():
@@ -287,11 +287,12 @@ def _grant(role: str, entity: str, spec: dict, origin: Origin) -> Grant:
                  tuple(spec.get("stages", {}).items()), origin)
 
 
-def _rule(name: str, spec: dict, origin: Origin) -> Rule:
+def rule_from_spec(name: str, spec: dict, origin: Origin) -> Rule:
+    """A rule from its (schema-valid) pack data; the studio also builds unsaved rules with it."""
     return Rule(name, spec["entity"], spec["kind"], spec["code"], tuple(spec.get("on", ())),
                 spec.get("stage"), spec.get("every"), spec.get("filter"), spec.get("time_limit_ms"),
                 origin, tuple(json.dumps(case, sort_keys=True, default=str) for case in spec.get("tests", ())),
-                _action(spec, origin) if spec["kind"] == "action" else None)
+                _action(name, spec, origin) if spec["kind"] == "action" else None)
 
 
 def _migration(name: str, spec: dict, pack: PackInfo, origin: Origin) -> Migration:
@@ -300,8 +301,8 @@ def _migration(name: str, spec: dict, pack: PackInfo, origin: Origin) -> Migrati
                      tuple(json.dumps(case, sort_keys=True, default=str) for case in spec.get("tests", ())))
 
 
-def _action(spec: dict, origin: Origin) -> Action:
-    return Action(Label.of(spec.get("label"), origin.path[-1]),
+def _action(name: str, spec: dict, origin: Origin) -> Action:
+    return Action(Label.of(spec.get("label"), name),
                   Label.of(spec["confirm"], "") if "confirm" in spec else None, spec.get("condition"),
                   spec.get("grant", "update"), tuple(spec.get("roles", ())), tuple(spec.get("writes", ())),
                   tuple(_field(f, s, origin.at("inputs", f)) for f, s in spec.get("inputs", {}).items()))

@@ -19,7 +19,8 @@ from packwork.metadata.model import Entity, Metadata
 from packwork.runtime import packstore
 from packwork.web.pages import Page
 from packwork.web.present import layout_for
-from packwork.web.studio import FORM, Errors, administrator, blueprint, draft_of, entity_of, propose, studio_html, studio_page
+from packwork.web.studio import FORM, Errors, administrator, blueprint, draft_of, entity_of, propose, \
+    studio_html, studio_page
 from packwork.web.studio_forms import field_changes, field_inputs, field_spec, label_inputs, label_value, \
     names_list
 from packwork.web.studio_layouts import layout_spec, placed

@@ -9,7 +9,6 @@ against every rule, so that a name means one rule wherever it is shown."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
@@ -18,13 +17,14 @@ from typing import Any
 from flask import Response, current_app, request, url_for
 
 from packwork.errors import Conflict, NotFound, PackworkError, RequestError
-from packwork.metadata.model import Action, Entity, Field, Label, Origin, Rule
+from packwork.metadata.build import rule_from_spec
+from packwork.metadata.model import Entity, Label, Origin, Rule
+from packwork.metadata.names import IDENTIFIER, MAX_LENGTH
 from packwork.rules import engine, testing
 from packwork.rules.errors import RuleError
 from packwork.rules.sandbox import compile_rule
 from packwork.runtime import records
-from packwork.runtime.listing import ListQuery
-from packwork.runtime.records.business_rules import QUERY_CAP
+from packwork.runtime.records import business_rules
 from packwork.runtime.records.core import rules_of_entity
 from packwork.web.pages import Page, whole_number
 from packwork.web.studio import Errors, administrator, blueprint, draft_of, propose, studio_html, studio_page
@@ -32,7 +32,6 @@ from packwork.web.studio_forms import label_inputs, label_value, names_list, opt
 
 KINDS = ("validation", "trigger", "stage_gate", "scheduled", "action")
 EVENTS = ("create", "update", "delete", "stage_change")
-NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")  # the pack format's identifier
 RULE_INPUTS = {"": "name", "label": "label_en", "confirm": "confirm_en"} | {key: key for key in (
     "entity", "kind", "on", "stage", "every", "filter", "time_limit_ms", "condition", "grant", "roles", "writes",
     "code")}
@@ -43,7 +42,7 @@ CODE_ORIGIN = Origin(lines={("code",): 0})  # an unsaved rule: lines counted fro
 
 
 def _name_errors(name: str, taken: Mapping[str, str], noun: str) -> Errors:
-    if not NAME.match(name):
+    if not IDENTIFIER.match(name) and len(name) <= MAX_LENGTH:
         return {"name": [f"give the {noun} a name: a lowercase letter, then lowercase letters, digits or _"]}
     if name in taken:
         return {"name": [f"a {noun} named {name!r} already exists ({taken[name]}); choose another name"]}
@@ -120,19 +119,6 @@ def code_errors(name: str, code: str) -> Errors:
     except RuleError as error:
         return {"code": [f"line {error.line}: {error.message}" if error.line else error.message]}
     return {}
-
-
-def draft_rule(name: str, spec: Mapping[str, Any]) -> Rule:
-    """The form's rule as the engine runs it (for a trial; the resolver builds the saved one)."""
-    action = None
-    if spec["kind"] == "action":
-        inputs = tuple(Field(n, (s or {}).get("type", "text"), Label.of((s or {}).get("label"), n))
-                       for n, s in spec.get("inputs", {}).items())
-        action = Action(Label.of(spec.get("label"), name), Label.of(spec["confirm"], "") if "confirm" in spec
-                        else None, spec.get("condition"), spec.get("grant", "update"), tuple(spec.get("roles", ())),
-                        tuple(spec.get("writes", ())), inputs)
-    return Rule(name, spec["entity"], spec["kind"], spec["code"], tuple(spec.get("on", ())), spec.get("stage"),
-                spec.get("every"), spec.get("filter"), spec.get("time_limit_ms"), CODE_ORIGIN, action=action)
 
 
 # -- rules: pages ------------------------------------------------------------------------------
@@ -228,7 +214,8 @@ def test_rule() -> Response:
             errors["record_id"] = [exc.detail]
         if errors:
             return _rule_form(page, values, errors, editing, 422)
-        outcome = trial(page, entity, draft_rule(name or "new_rule", spec), data, values.get("run_as") == "create")
+        outcome = trial(page, entity, rule_from_spec(name or "new_rule", spec, CODE_ORIGIN), data,
+                        values.get("run_as") == "create")
         return _rule_form(page, values, {}, editing, outcome=outcome)
 
 
@@ -236,16 +223,7 @@ def trial(page: Page, entity: Entity, rule: Rule, data: Mapping, creating: bool)
     """What `rule` does to the record `data` (as `get_record` gave it): on an update that
     leaves it as stored, or, with `creating`, on a create of it."""
     ctx = page.ctx
-
-    def query(name: str, filter: str | None = None, limit: int = 50) -> list[dict]:  # as a write's query()
-        wanted = ListQuery(filter=filter, limit=max(min(int(limit), QUERY_CAP), 1))
-        return records.list_records(ctx, str(name), wanted).data
-
-    def count(name: str, filter: str | None = None) -> int:
-        return records.list_records(ctx, str(name), ListQuery(filter=filter, limit=1, count=True)).count
-
-    env = engine.Env({"id": ctx.actor.user_id, "roles": sorted(ctx.actor.roles)}, ctx.now, query, None, count,
-                     lambda: ctx.settings)
+    env = business_rules.rule_env(ctx)  # real reads as the administrator; run_case makes create() make nothing
     record = rule_values(entity, data)
     case = {"record": record | {"id": None}} if creating else {"record": record, "old": record}
     outcome = {"id": data["id"], "creating": creating}

@@ -33,7 +33,7 @@ def before_write(ctx: Context, target: Target, values: dict, old: Mapping | None
     rules = rules_of(ctx, target)
     if rules.empty:
         return {}
-    record, env = _record(ctx, target, values, old), _env(ctx)
+    record, env = _record(ctx, target, values, old), rule_env(ctx)
     with _VERDICTS:
         engine.check(rules, record, _record(ctx, target, {}, old) if old is not None else None, env)
         computed = engine.compute(rules, record, env)
@@ -85,7 +85,7 @@ def _triggered(ctx: Context, target: Target, rules: engine.EntityRules, triggers
                record: dict, old: dict | None) -> dict:
     """Run `triggers` on `record`: the values they set, loaded as input, and the stored
     computed values over them."""
-    env = _env(ctx)
+    env = rule_env(ctx)
     with _VERDICTS:
         set_by_rules = engine.run_triggers(rules, triggers, record, old, env)
         if not set_by_rules:
@@ -121,7 +121,7 @@ def run_scheduled(ctx: Context, target: Target, rule: engine.Compiled, row: Mapp
     """One scheduled rule on one stored record: the changes it makes, as input values for
     `update_record` (ValidationError if it called `error()`, RuleFailed if it broke)."""
     with _VERDICTS:
-        changed = engine.run_scheduled(rules_of(ctx, target), rule, _record(ctx, target, {}, row), _env(ctx))
+        changed = engine.run_scheduled(rules_of(ctx, target), rule, _record(ctx, target, {}, row), rule_env(ctx))
     return {k: target.values.json_value(k, v) for k, v in changed.items()}
 
 
@@ -133,7 +133,7 @@ def run_action(ctx: Context, target: Target, compiled: engine.Compiled, row: Map
     as {"entity", "id"}; the caller's transaction holds them, so a refusal drops them too."""
     with _VERDICTS:
         changed = engine.run_action(rules_of(ctx, target), compiled, _record(ctx, target, {}, row), inputs,
-                                    _env(ctx, created))
+                                    rule_env(ctx, created))
     return {k: target.values.json_value(k, v) for k, v in changed.items()}
 
 
@@ -162,7 +162,8 @@ def _in_utc(ctx: Context, entity, record: dict) -> dict:
     return record
 
 
-def _env(ctx: Context, created: list[dict] | None = None) -> engine.Env:
+def rule_env(ctx: Context, created: list[dict] | None = None) -> engine.Env:
+    """What rule code may reach, as the acting user: reads and creates through the record service."""
     def query(entity: str, filter: str | None = None, limit: int = 50) -> list[dict]:
         wanted = min(int(limit), QUERY_CAP)
         return list_records(ctx, str(entity), ListQuery(filter=filter, limit=max(wanted, 1))).data
