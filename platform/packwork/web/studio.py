@@ -42,10 +42,11 @@ class NotAnAdministrator(PermissionDenied):
 
 
 @contextmanager
-def administrator() -> Iterator[Page]:
-    """The signed-in request of an administrator (403 for anyone else). The studio only reads
-    in this transaction: planning and applying use connections of their own."""
-    with signed_in() as page:
+def administrator(write: bool = False) -> Iterator[Page]:
+    """The signed-in request of an administrator (403 for anyone else). Metadata changes only
+    read in this transaction (planning and applying use connections of their own); users and
+    teams are written in it (`write`)."""
+    with signed_in(write) as page:
         if ADMIN_ROLE not in page.session.actor.roles:
             raise NotAnAdministrator("The studio is for administrators.")
         yield page

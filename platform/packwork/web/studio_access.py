@@ -8,11 +8,9 @@ or restricting a field the packs leave open, is refused next to its input."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from functools import partial
 
-import sqlalchemy as sa
 from flask import current_app, redirect, request, url_for
 from werkzeug.wrappers import Response
 
@@ -22,10 +20,9 @@ from packwork.metadata.layer_grants import FIELD_STATES, field_grant, field_stat
 from packwork.metadata.model import Entity, Metadata
 from packwork.runtime import users
 from packwork.runtime.sessions import check_new_password, set_password
-from packwork.runtime.system import pw_team, pw_team_member, pw_user, pw_user_role
-from packwork.web.pages import Page, signed_in
-from packwork.web.studio import FORM, Errors, NotAnAdministrator, administrator, blueprint, draft_of, entity_of, \
-    propose, studio_html
+from packwork.web.pages import Page
+from packwork.web.studio import FORM, Errors, administrator, blueprint, draft_of, entity_of, propose, studio_html
+
 
 # -- the permission matrix ---------------------------------------------------------------------
 
@@ -131,43 +128,14 @@ def _fields_html(page: Page, role: str, entity: Entity, policy: EntityPolicy, va
 
 # -- users and teams ---------------------------------------------------------------------------
 
-@contextmanager
-def administrator_writing() -> Iterator[Page]:
-    """An administrator's request that writes (users, teams), in one transaction."""
-    with signed_in(write=True) as page:
-        if ADMIN_ROLE not in page.session.actor.roles:
-            raise NotAnAdministrator("The studio is for administrators.")
-        yield page
-
-
 def _people_html(page: Page, person: Mapping | None = None, person_errors: Errors | None = None,
                  team: Mapping | None = None, team_errors: Errors | None = None) -> str:
-    conn, parent = page.ctx.conn, pw_team.alias("parent")
-    people = conn.execute(
-        sa.select(*(pw_user.c[k] for k in ("id", "username", "display_name", "is_active")),
-                  pw_team.c.name.label("team"))
-        .select_from(pw_user.outerjoin(pw_team_member, pw_team_member.c.user_id == pw_user.c.id)
-                     .outerjoin(pw_team, pw_team.c.id == pw_team_member.c.team_id))
-        .order_by(pw_user.c.username)).all()
-    roles: dict[int, list[str]] = {}
-    for user_id, role in conn.execute(sa.select(pw_user_role).order_by(pw_user_role.c.role)):
-        roles.setdefault(user_id, []).append(role)
-    teams = conn.execute(sa.select(pw_team.c.name, pw_team.c.label, parent.c.name.label("parent"))
-                         .select_from(pw_team.outerjoin(parent, parent.c.id == pw_team.c.parent_id))
-                         .order_by(pw_team.c.name)).all()
-    return studio_html("admin/people.html", page, people=people, roles=roles,
-                        teams=teams, team_options=[(t.name, t.label or t.name) for t in teams],
-                        known_roles=sorted(set(page.ctx.catalog.metadata.roles) | {ADMIN_ROLE}),
-                        person=person or {"roles": []}, person_errors=person_errors or {}, team=team or {},
-                        team_errors=team_errors or {}, saved="saved" in request.args)
-
-
-def _refused(errors: Errors, key: str, call, *args):
-    """`call(*args)`, or None with its UserError recorded as the error of input `key`."""
-    try:
-        return call(*args)
-    except users.UserError as exc:
-        errors[key] = [str(exc)]
+    teams = users.teams(page.ctx.conn)
+    return studio_html("admin/people.html", page, people=users.people(page.ctx.conn), teams=teams,
+                       team_options=[(t.name, t.label or t.name) for t in teams],
+                       known_roles=sorted(set(page.ctx.catalog.metadata.roles) | {ADMIN_ROLE}),
+                       person=person or {"roles": []}, person_errors=person_errors or {}, team=team or {},
+                       team_errors=team_errors or {}, saved="saved" in request.args)
 
 
 @blueprint.get("/people")
@@ -178,48 +146,32 @@ def people() -> str:
 
 @blueprint.post("/people/users")
 def create_person() -> Response:
-    """A user with a password, roles and a team; nothing at all if any value is refused."""
-    form, errors = request.form, {}
+    """A user with a password, roles and a team; nothing at all if any value is refused, and
+    every refusal shown next to its input."""
+    form = request.form
     person = {k: form.get(k, "").strip() for k in ("username", "display_name", "team")}
     person["roles"] = form.getlist("roles")
-    with administrator_writing() as page:
-        conn, known = page.ctx.conn, set(page.ctx.catalog.metadata.roles)
-        unknown = [r for r in person["roles"] if r not in known | {ADMIN_ROLE}]
-        if unknown:
-            errors["roles"] = [f"unknown role(s) {', '.join(unknown)}"]
-        if len(person["display_name"]) > 200:
-            errors["display_name"] = ["must be at most 200 characters long"]
+    with administrator(write=True) as page:
+        conn, known = page.ctx.conn, page.ctx.catalog.metadata.roles
+        details = (person["username"], person["roles"], known, person["display_name"] or None, person["team"] or None)
+        errors = users.user_problems(conn, *details)
         try:
             check_new_password(form.get("password", ""))
         except ValidationError as exc:
             errors |= exc.errors
-        saving = conn.begin_nested()  # the user is made even when other values are refused, to check its name
-        if person["team"]:
-            _refused(errors, "team", users.find_team, conn, person["team"])
-        user_id = _refused(errors, "username", users.create_user, conn, person["username"],
-                           [r for r in person["roles"] if r not in unknown], known, person["display_name"] or None)
         if errors:
-            saving.rollback()
             return current_app.make_response((_people_html(page, person, errors), 422))
-        set_password(conn, user_id, form.get("password", ""))
-        users.join_team(conn, user_id, person["team"] or None)
-        saving.commit()
+        set_password(conn, users.create_user(conn, *details), form.get("password", ""))
     return redirect(url_for("studio.people", saved=person["username"]), 303)
 
 
 @blueprint.post("/people/teams")
 def create_group_team() -> Response:
-    team, errors = {k: request.form.get(k, "").strip() for k in ("name", "label", "parent")}, {}
-    with administrator_writing() as page:
-        if len(team["label"]) > 200:
-            errors["label"] = ["must be at most 200 characters long"]
-        if team["parent"]:
-            _refused(errors, "parent", users.find_team, page.ctx.conn, team["parent"])
-        saving = page.ctx.conn.begin_nested()
-        _refused(errors, "name", users.create_team, page.ctx.conn, team["name"],
-                 None if "parent" in errors else team["parent"] or None, team["label"] or None)
+    team = {k: request.form.get(k, "").strip() for k in ("name", "label", "parent")}
+    with administrator(write=True) as page:
+        details = (team["name"], team["parent"] or None, team["label"] or None)
+        errors = users.team_problems(page.ctx.conn, *details)
         if errors:
-            saving.rollback()
             return current_app.make_response((_people_html(page, team=team, team_errors=errors), 422))
-        saving.commit()
+        users.create_team(page.ctx.conn, *details)
     return redirect(url_for("studio.people", saved=team["name"]), 303)
