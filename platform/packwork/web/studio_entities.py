@@ -16,7 +16,7 @@ from packwork.errors import NotFound
 from packwork.metadata.fieldtypes import COMPUTED_RESULTS, builtin_field_types
 from packwork.metadata.layer_edits import LayerDraft
 from packwork.metadata.model import Entity, Metadata
-from packwork.runtime import packstore
+from packwork.metadata.physical import entity_table
 from packwork.web.pages import Page
 from packwork.web.present import layout_for
 from packwork.web.studio import FORM, Errors, administrator, blueprint, draft_of, entity_of, propose, \
@@ -25,7 +25,8 @@ from packwork.web.studio_forms import field_changes, field_inputs, field_spec, l
     names_list
 from packwork.web.studio_layouts import layout_spec, placed
 
-FIELD_TYPES = builtin_field_types().names()
+BUILTIN_TYPES = builtin_field_types()
+FIELD_TYPES = BUILTIN_TYPES.names()
 FIELD_INPUTS = {"": "name", "type": "type", "label": "label_en", "help": "help_en", "default": "default",
                 "max_length": "max_length", "options": "options", "entity": "entity", "on_delete": "on_delete",
                 "currency": "currency", "formula": "formula", "result": "result"}
@@ -125,9 +126,11 @@ def _entity_page(page: Page, entity: Entity, draft: LayerDraft, values: dict, er
 
 
 def _orphans(page: Page, entity: Entity) -> list[str]:
-    """Columns kept with their data after their field was removed (until a purge)."""
-    table = packstore.current_version(page.ctx.conn).schema.tables.get(entity.name)
-    return sorted(c.name for c in table.orphans) if table is not None else []
+    """Columns kept with their data after their field was removed (until a purge): the
+    catalog's table has them, the entity's own table spec does not."""
+    table = page.ctx.catalog.tables.get(entity.name)
+    declared = {c.name for c in entity_table(entity, BUILTIN_TYPES).columns}
+    return sorted(c.name for c in table.columns if c.name not in declared) if table is not None else []
 
 
 # -- fields ------------------------------------------------------------------------------------
