@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from packwork.metadata.model import Choice, Field, Label
+from packwork.web.pages import whole_number
 
 Errors = dict[str, list[str]]
 FLAGS = ("required", "unique", "read_only", "hidden", "indexed")
@@ -56,11 +57,6 @@ def parse_options(text: str) -> tuple[list[dict], list[str]]:
     return options, errors
 
 
-def whole(text: str) -> int | None:
-    text = text.strip()
-    return int(text) if text.isascii() and text.isdigit() and len(text) < 10 else None
-
-
 def default_value(text: str, field_type: str) -> Any:
     """The typed default as pack data: a number for numeric fields, true/false for a boolean."""
     text = text.strip()
@@ -97,10 +93,10 @@ def field_spec(form: Mapping[str, str]) -> tuple[dict, Errors]:
 def _type_input(form: Mapping[str, str], key: str, spec: dict, errors: Errors) -> None:
     text = form.get(key, "").strip()
     if key == "max_length":
-        if text and whole(text) is None:
+        if text and whole_number(text) is None:
             errors[key] = ["must be a whole number"]
         elif text:
-            spec[key] = whole(text)
+            spec[key] = whole_number(text)
     elif key == "options":
         options, problems = parse_options(form.get(key, ""))
         if problems:
@@ -137,10 +133,10 @@ def field_changes(form: Mapping[str, str], field: Field) -> tuple[dict, Errors]:
         changes["default"] = default
     if field.type in ("text", "long_text") and "max_length" in form:
         text = form.get("max_length", "").strip()
-        if text and whole(text) is None:
+        if text and whole_number(text) is None:
             errors["max_length"] = ["must be a whole number"]
-        elif text and whole(text) != field.max_length:
-            changes["max_length"] = whole(text)
+        elif text and whole_number(text) != field.max_length:
+            changes["max_length"] = whole_number(text)
     if field.type in ("choice", "multi_choice") and not field.dictionary and "options" in form:
         options, problems = parse_options(form.get("options", ""))
         if problems:

@@ -17,7 +17,8 @@ from packwork.metadata.layer_edits import LayerDraft
 from packwork.metadata.model import Entity, Label, Layout, Section, Stage, Tab
 from packwork.web.present import default_columns, layout_for, sort_text
 from packwork.web.studio import Errors, administrator, blueprint, draft_of, entity_of, propose, studio_html, studio_page
-from packwork.web.studio_forms import label_inputs, label_value, names_list, whole
+from packwork.web.pages import whole_number
+from packwork.web.studio_forms import label_inputs, label_value, names_list
 
 OUTCOMES = ("open", "won", "lost")
 NEW_STAGE_ROWS = 3
@@ -72,7 +73,7 @@ def arranged(layout: Layout, form: Mapping[str, str], names: list[str]) -> tuple
         if target and target not in chosen:
             errors[f"place.{name}"] = ["choose a section of this form"]
             continue
-        order = whole(form.get(f"order.{name}", ""))
+        order = whole_number(form.get(f"order.{name}", ""))
         order = 10_000 if order is None else order  # no position: after those given one
         if target:
             chosen[target].append((order, index, name))
@@ -82,7 +83,7 @@ def arranged(layout: Layout, form: Mapping[str, str], names: list[str]) -> tuple
         for section in tab.sections:
             key = f"{tab.name}/{section.name}"
             label = label_value(form, f"section.{key}")
-            columns = whole(form.get(f"columns.{key}", "")) or section.columns
+            columns = whole_number(form.get(f"columns.{key}", "")) or section.columns
             if columns not in (1, 2, 3):
                 errors[f"columns.{key}"] = ["1, 2 or 3 columns"]
             sections.append(Section(section.name, Label.of(label, section.name) if label else section.label,
@@ -199,7 +200,7 @@ def stage_rows(form: Mapping[str, str], count: int) -> tuple[list[tuple[int, str
         name = form.get(f"stage.{n}.name", "").strip()
         if not name:
             continue
-        probability = whole(form.get(f"stage.{n}.probability", ""))
+        probability = whole_number(form.get(f"stage.{n}.probability", ""))
         if probability is None or probability > 100:
             errors[f"stage.{n}.probability"] = ["a whole number from 0 to 100"]
         outcome = form.get(f"stage.{n}.outcome", "open")
@@ -207,7 +208,7 @@ def stage_rows(form: Mapping[str, str], count: int) -> tuple[list[tuple[int, str
                                 "probability": probability or 0, "outcome": outcome}
         if names_list(form.get(f"stage.{n}.required_fields", "")):
             spec["required_fields"] = names_list(form[f"stage.{n}.required_fields"])
-        rows.append((whole(form.get(f"stage.{n}.order", "")) or n, name, spec))
+        rows.append((whole_number(form.get(f"stage.{n}.order", "")) or n, name, spec))
     return sorted(rows, key=lambda row: row[0]), errors
 
 
